@@ -1,0 +1,17 @@
+"""minicnn: a from-scratch convolutional neural network engine you can read.
+
+    import minicnn
+    model = minicnn.Sequential([minicnn.Conv2D(16, 3, padding="same"), minicnn.ReLU(),
+                                minicnn.MaxPool2D(2), minicnn.Flatten(), minicnn.Dense(10)],
+                               input_shape=(1, 28, 28))
+    model.summary()
+"""
+from .backend import available_backends, get_backend
+from .layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid
+from .model import Sequential, load
+from .optim import SGD, Adam
+from .zoo import lab_model
+
+__version__ = "0.1.0"
+__all__ = ["Sequential", "Conv2D", "MaxPool2D", "ReLU", "Sigmoid", "Flatten", "Dense",
+           "SGD", "Adam", "load", "lab_model", "get_backend", "available_backends"]

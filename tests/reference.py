@@ -1,0 +1,81 @@
+"""Naive loop implementations: test oracles only, written for clarity, not speed."""
+import numpy as np
+
+
+def pad_nchw(x, g, fill=0.0):
+    n, c, h, w = x.shape
+    hp = max(h + g.pad_top + g.pad_bottom, (g.oh - 1) * g.sh + g.kh)
+    wp = max(w + g.pad_left + g.pad_right, (g.ow - 1) * g.sw + g.kw)
+    out = np.full((n, c, hp, wp), fill, dtype=np.float64)
+    out[:, :, g.pad_top:g.pad_top + h, g.pad_left:g.pad_left + w] = x
+    return out
+
+
+def conv_forward(x, w, b, g):
+    n, c, h, wd = x.shape
+    f = w.shape[0]
+    xp = pad_nchw(x, g)
+    y = np.zeros((n, f, g.oh, g.ow))
+    for i in range(n):
+        for k in range(f):
+            for r in range(g.oh):
+                for s in range(g.ow):
+                    patch = xp[i, :, r * g.sh:r * g.sh + g.kh, s * g.sw:s * g.sw + g.kw]
+                    y[i, k, r, s] = np.sum(patch * w[k]) + b[k]
+    return y
+
+
+def conv_backward(dy, x, w, g):
+    n, c, h, wd = x.shape
+    f = w.shape[0]
+    xp = pad_nchw(x, g)
+    dxp, dw = np.zeros_like(xp), np.zeros(w.shape)
+    for i in range(n):
+        for k in range(f):
+            for r in range(g.oh):
+                for s in range(g.ow):
+                    rows = slice(r * g.sh, r * g.sh + g.kh)
+                    cols = slice(s * g.sw, s * g.sw + g.kw)
+                    dw[k] += dy[i, k, r, s] * xp[i, :, rows, cols]
+                    dxp[i, :, rows, cols] += dy[i, k, r, s] * w[k]
+    dx = dxp[:, :, g.pad_top:g.pad_top + h, g.pad_left:g.pad_left + wd]
+    return dx, dw, dy.sum(axis=(0, 2, 3))
+
+
+def maxpool_forward(x, g):
+    n, c, h, w = x.shape
+    xp = pad_nchw(x, g, fill=-np.inf)
+    y = np.zeros((n, c, g.oh, g.ow))
+    for i in range(n):
+        for k in range(c):
+            for r in range(g.oh):
+                for s in range(g.ow):
+                    y[i, k, r, s] = xp[i, k, r * g.sh:r * g.sh + g.kh, s * g.sw:s * g.sw + g.kw].max()
+    return y
+
+
+def maxpool_backward(dy, x, g):
+    """Each dy goes to the first (row-major) maximum of its window."""
+    n, c, h, w = x.shape
+    xp = pad_nchw(x, g, fill=-np.inf)
+    dxp = np.zeros_like(xp)
+    for i in range(n):
+        for k in range(c):
+            for r in range(g.oh):
+                for s in range(g.ow):
+                    win = xp[i, k, r * g.sh:r * g.sh + g.kh, s * g.sw:s * g.sw + g.kw]
+                    a, b = np.unravel_index(np.argmax(win), win.shape)
+                    dxp[i, k, r * g.sh + a, s * g.sw + b] += dy[i, k, r, s]
+    return dxp[:, :, g.pad_top:g.pad_top + h, g.pad_left:g.pad_left + w]
+
+
+def softmax_cross_entropy(logits, labels):
+    n = logits.shape[0]
+    loss, d = 0.0, np.zeros(logits.shape)
+    for i in range(n):
+        row = logits[i] - logits[i].max()
+        p = np.exp(row) / np.exp(row).sum()
+        loss -= np.log(p[labels[i]])
+        d[i] = p
+        d[i, labels[i]] -= 1
+    return loss / n, d / n

@@ -1,0 +1,28 @@
+"""Odd shapes shared by the tests: batch 1 and 3, H != W, 1 and 3 channels,
+stride 1 and 2, valid / same / explicit padding, even and odd kernels,
+windows that do not tile the input."""
+
+# (N, C, H, W), filters, kernel, stride, padding
+CONV_CASES = [
+    ((1, 1, 5, 7), 2, (3, 3), (1, 1), "valid"),
+    ((3, 3, 6, 5), 4, (3, 3), (1, 1), "same"),
+    ((2, 3, 7, 6), 2, (2, 2), (2, 2), "same"),
+    ((1, 3, 8, 5), 3, (4, 4), (2, 2), "same"),
+    ((3, 1, 7, 9), 2, (3, 2), (2, 1), (1, 2)),
+    ((2, 2, 6, 6), 3, (5, 5), (1, 1), "same"),
+    ((1, 2, 9, 7), 1, (4, 3), (3, 2), "valid"),
+]
+
+# (N, C, H, W), pool, stride, padding
+POOL_CASES = [
+    ((1, 1, 4, 6), (2, 2), (2, 2), "valid"),
+    ((3, 3, 7, 7), (2, 2), (2, 2), "valid"),
+    ((2, 3, 7, 5), (3, 3), (2, 2), "valid"),
+    ((1, 2, 5, 8), (2, 3), (1, 2), "same"),
+    ((3, 1, 7, 9), (3, 3), (3, 3), "same"),
+    ((2, 2, 6, 7), (3, 2), (2, 2), (1, 1)),
+]
+
+
+def case_id(case):
+    return "-".join(str(part).replace(" ", "") for part in case)

@@ -1,0 +1,109 @@
+"""Every op, the loss and a whole model against centred finite differences, float64."""
+import numpy as np
+import pytest
+
+import minicnn
+from minicnn import ops
+from minicnn.backend import window
+from minicnn.gradcheck import numerical_gradient, rel_error
+from shapes import CONV_CASES, POOL_CASES, case_id
+
+TOL = 1e-6
+
+
+def check(backend, f, inputs, grads, dout):
+    """Every analytic gradient in grads against f's numerical gradient w.r.t. inputs."""
+    for x, analytic in zip(inputs, grads):
+        numeric = numerical_gradient(f, x, dout, to_numpy=backend.to_numpy)
+        err = rel_error(numeric, backend.to_numpy(analytic))
+        assert err < TOL, f"relative error {err:.2e}"
+
+
+def away_from_zero(rng, shape, margin=1e-2):
+    """Normal samples with |x| >= margin, so ReLU's kink is never crossed by h."""
+    x = rng.standard_normal(shape)
+    return np.where(np.abs(x) < margin, margin * np.sign(x + 1e-30), x)
+
+
+@pytest.mark.parametrize("relu", [False, True], ids=["plain", "fused-relu"])
+@pytest.mark.parametrize("case", CONV_CASES, ids=case_id)
+def test_conv2d(backend, rng, case, relu):
+    x_shape, f, kernel, stride, padding = case
+    g = window(*x_shape[2:], kernel, stride, padding)
+    x, w, b = (backend.asarray(rng.standard_normal(s))
+               for s in (x_shape, (f, x_shape[1], *kernel), (f,)))
+    y, cache = ops.conv2d_forward(x, w, b, g, backend, relu=relu)
+    if relu:   # the seeded pre-activations stay clear of ReLU's kink
+        assert np.min(np.abs(backend.to_numpy(ops.conv2d_forward(x, w, b, g, backend)[0]))) > 1e-4
+    dy = backend.asarray(rng.standard_normal(y.shape))
+    grads = ops.conv2d_backward(dy, cache)
+    check(backend, lambda: ops.conv2d_forward(x, w, b, g, backend, relu=relu)[0],
+          (x, w, b), grads, dy)
+
+
+@pytest.mark.parametrize("case", POOL_CASES, ids=case_id)
+def test_maxpool(backend, rng, case):
+    x_shape, pool, stride, padding = case
+    g = window(*x_shape[2:], pool, stride, padding)
+    # distinct, well separated values: no ties, no argmax change under +-h
+    x = backend.asarray(rng.permutation(np.prod(x_shape)).reshape(x_shape) * 0.1)
+    y, cache = ops.maxpool_forward(x, g, backend)
+    dy = backend.asarray(rng.standard_normal(y.shape))
+    check(backend, lambda: ops.maxpool_forward(x, g, backend)[0], (x,),
+          (ops.maxpool_backward(dy, cache),), dy)
+
+
+@pytest.mark.parametrize("op", ["relu", "sigmoid"])
+def test_activations(backend, rng, op):
+    fwd, bwd = getattr(ops, f"{op}_forward"), getattr(ops, f"{op}_backward")
+    x = backend.asarray(away_from_zero(rng, (3, 2, 5, 4)) * 3)
+    y, cache = fwd(x, backend)
+    dy = backend.asarray(rng.standard_normal(y.shape))
+    check(backend, lambda: fwd(x, backend)[0], (x,), (bwd(dy, cache),), dy)
+
+
+@pytest.mark.parametrize("relu", [False, True], ids=["plain", "fused-relu"])
+@pytest.mark.parametrize("n,d,m", [(1, 7, 3), (3, 5, 4)])
+def test_dense(backend, rng, n, d, m, relu):
+    x, w, b = (backend.asarray(rng.standard_normal(s)) for s in ((n, d), (d, m), (m,)))
+    y, cache = ops.dense_forward(x, w, b, backend, relu=relu)
+    dy = backend.asarray(rng.standard_normal(y.shape))
+    check(backend, lambda: ops.dense_forward(x, w, b, backend, relu=relu)[0],
+          (x, w, b), ops.dense_backward(dy, cache), dy)
+
+
+@pytest.mark.parametrize("n,k", [(1, 2), (3, 10), (4, 7)])
+def test_softmax_cross_entropy(backend, rng, n, k):
+    logits = backend.asarray(rng.standard_normal((n, k)) * 3)
+    labels = backend.asarray(rng.integers(0, k, n))
+    _, dlogits = ops.softmax_cross_entropy(logits, labels, backend)
+    check(backend, lambda: np.float64(ops.softmax_cross_entropy(logits, labels, backend)[0]),
+          (logits,), (dlogits,), np.float64(1.0))
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_whole_model(backend, batch):
+    """Every parameter and the input of a small CNN that uses every layer type."""
+    layers = [minicnn.Conv2D(3, (3, 2), stride=2, padding="same"), minicnn.ReLU(),
+              minicnn.MaxPool2D(2, stride=1), minicnn.Conv2D(2, 2, padding=1),
+              minicnn.Sigmoid(), minicnn.MaxPool2D(3), minicnn.Flatten(),
+              minicnn.Dense(5), minicnn.ReLU(), minicnn.Dense(4)]
+    model = minicnn.Sequential(layers, (3, 9, 7), backend=backend.name, dtype="float64", seed=3)
+    rng = np.random.default_rng(batch)
+    x = backend.asarray(rng.standard_normal((batch, 3, 9, 7)))
+    labels = backend.asarray(rng.integers(0, 4, batch))
+    loss_of = lambda: np.float64(model.loss(x, labels)[0])
+
+    _, dlogits, _ = model.loss(x, labels)      # fused Conv2D+ReLU and Dense+ReLU steps
+    model.backward(dlogits)
+    check(backend, loss_of, [p for _, p in model.params()], [g for _, g in model.grads()],
+          np.float64(1.0))
+
+    # The same network layer by layer (nothing fused), down to the input gradient.
+    h = x
+    for layer in layers:
+        h = layer.forward(h)
+    dy = backend.softmax_cross_entropy(h, labels)[1]
+    for layer in reversed(layers):
+        dy = layer.backward(dy)
+    check(backend, loss_of, (x,), (dy,), np.float64(1.0))

@@ -1,0 +1,112 @@
+"""Sequential: parameter counts, summary, save/load, optimizers and learning."""
+import numpy as np
+import pytest
+
+import minicnn
+from minicnn import SGD, Adam, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential, Sigmoid
+
+LAB_PARAMS = {8: 52_258, 16: 104_250, 32: 211_690, 64: 440_394, 128: 953_098, 256: 2_199_690}
+
+
+@pytest.mark.parametrize("filters", sorted(LAB_PARAMS))
+def test_lab_model_parameter_counts(filters):
+    model = minicnn.lab_model(filters)
+    assert model.num_params() == LAB_PARAMS[filters]
+    assert model.output_shape == (10,)
+
+
+def test_summary_lists_layers_shapes_and_totals(capsys):
+    text = minicnn.lab_model(16).summary()
+    assert text in capsys.readouterr().out
+    lines = text.splitlines()
+    assert any("conv2d (Conv2D)" in l and "(None, 16, 28, 28)" in l and "160" in l for l in lines)
+    assert any("conv2d_1 (Conv2D)" in l and "(None, 16, 14, 14)" in l and "2,320" in l
+               for l in lines)
+    assert any("maxpool2d_1" in l and "(None, 16, 7, 7)" in l for l in lines)
+    assert any("dense (Dense)" in l and "100,480" in l for l in lines)
+    assert "Total params: 104,250" in text
+
+
+def small_model(backend="numpy", dtype="float32", seed=0):
+    return Sequential([Conv2D(4, 3, padding="same"), ReLU(), MaxPool2D(2), Conv2D(6, 3, stride=2),
+                       Sigmoid(), Flatten(), Dense(16), ReLU(), Dense(10)],
+                      input_shape=(1, 12, 11), backend=backend, dtype=dtype, seed=seed)
+
+
+def test_save_load_round_trip_gives_identical_predictions(backend, tmp_path):
+    model = small_model(backend.name)
+    x = np.random.default_rng(0).random((7, 1, 12, 11)).astype(np.float32)
+    model.train_step(backend.asarray(x), backend.asarray(np.arange(7)), SGD(0.1))
+    path = tmp_path / "m.npz"
+    model.save(path)
+    loaded = minicnn.load(path, backend=backend.name)
+    assert loaded.architecture() == model.architecture()
+    a = backend.to_numpy(model.forward(backend.asarray(x)))
+    b = backend.to_numpy(loaded.forward(backend.asarray(x)))
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(model.predict(x), loaded.predict(x))
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]   # no temporary left behind
+
+
+def test_same_seed_same_weights_other_seed_other_weights():
+    a, b, c = small_model(seed=1), small_model(seed=1), small_model(seed=2)
+    for (_, pa), (_, pb), (_, pc) in zip(a.params(), b.params(), c.params()):
+        np.testing.assert_array_equal(pa, pb)
+        if pa.ndim > 1:
+            assert not np.array_equal(pa, pc)
+
+
+def test_he_initialisation_scale():
+    w = dict(minicnn.lab_model(64, seed=0).params())["dense.w"]
+    assert w.std() == pytest.approx(np.sqrt(2 / 3136), rel=0.02)
+    assert np.all(dict(minicnn.lab_model(64).params())["dense.b"] == 0)
+
+
+@pytest.mark.parametrize("optimizer", [SGD(0.1), SGD(0.05, momentum=0.9), Adam(0.01)],
+                         ids=["sgd", "momentum", "adam"])
+def test_small_model_overfits_20_samples(backend, optimizer):
+    rng = np.random.default_rng(0)
+    x = backend.asarray(rng.random((20, 1, 12, 11)).astype(np.float32))
+    y = backend.asarray(np.arange(20) % 10)
+    model = small_model(backend.name)
+    for _ in range(300):
+        model.train_step(x, y, optimizer)
+    assert (model.predict(x) == backend.to_numpy(y)).mean() == 1.0
+
+
+def test_fused_and_unfused_steps_agree(rng):
+    model = small_model(dtype="float64")
+    x = rng.standard_normal((3, 1, 12, 11))
+    fused = model.forward(x)
+    h = x
+    for layer in model.layers:
+        h = layer.forward(h)
+    np.testing.assert_allclose(fused, h, rtol=1e-14)
+
+
+def test_sgd_momentum_matches_the_formula():
+    model = Sequential([Flatten(), Dense(2)], (1, 1, 3), dtype="float64")
+    w0 = model.layers[1].params["w"].copy()
+    g = np.arange(6.0).reshape(3, 2)
+    opt = SGD(0.1, momentum=0.9)
+    v = np.zeros_like(w0)
+    for _ in range(3):
+        model.layers[1].grads["w"][...] = g
+        opt.step(model)
+        v = 0.9 * v - 0.1 * g
+        w0 = w0 + v
+    np.testing.assert_allclose(model.layers[1].params["w"], w0, rtol=1e-14)
+
+
+def test_adam_matches_the_paper():
+    model = Sequential([Flatten(), Dense(2)], (1, 1, 3), dtype="float64")
+    w = model.layers[1].params["w"].copy()
+    opt, m, v = Adam(0.01), 0.0, 0.0
+    for t in range(1, 4):
+        g = np.sin(np.arange(6.0) * t).reshape(3, 2)
+        model.layers[1].grads["w"][...] = g
+        opt.step(model)
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        w = w - 0.01 * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+    np.testing.assert_allclose(model.layers[1].params["w"], w, rtol=1e-12)

@@ -1,0 +1,79 @@
+"""im2col convolution and max-pool against naive loops, forward and backward, every backend."""
+import numpy as np
+import pytest
+
+import reference
+from minicnn import ops
+from minicnn.backend import window
+from shapes import CONV_CASES, POOL_CASES, case_id
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=case_id)
+def test_conv_matches_naive_loops(backend, rng, case):
+    x_shape, f, kernel, stride, padding = case
+    g = window(*x_shape[2:], kernel, stride, padding)
+    x = rng.standard_normal(x_shape)
+    w = rng.standard_normal((f, x_shape[1], *kernel))
+    b = rng.standard_normal(f)
+    to = backend.asarray
+    y, cache = ops.conv2d_forward(to(x), to(w), to(b), g, backend)
+    np.testing.assert_allclose(backend.to_numpy(y), reference.conv_forward(x, w, b, g),
+                               rtol=1e-10, atol=1e-12)
+    dy = rng.standard_normal(y.shape)
+    dx, dw, db = ops.conv2d_backward(to(dy), cache)
+    for got, want in zip((dx, dw, db), reference.conv_backward(dy, x, w, g)):
+        np.testing.assert_allclose(backend.to_numpy(got), want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", POOL_CASES, ids=case_id)
+def test_maxpool_matches_naive_loops(backend, rng, case):
+    x_shape, pool, stride, padding = case
+    g = window(*x_shape[2:], pool, stride, padding)
+    x = rng.standard_normal(x_shape)
+    y, cache = ops.maxpool_forward(backend.asarray(x), g, backend)
+    np.testing.assert_array_equal(backend.to_numpy(y), reference.maxpool_forward(x, g))
+    dy = rng.standard_normal(y.shape)
+    dx = ops.maxpool_backward(backend.asarray(dy), cache)
+    np.testing.assert_allclose(backend.to_numpy(dx), reference.maxpool_backward(dy, x, g),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_maxpool_ties_go_to_the_first_maximum(backend):
+    x = np.zeros((1, 1, 4, 4))
+    g = window(4, 4, (2, 2), (2, 2), "valid")
+    y, cache = ops.maxpool_forward(backend.asarray(x), g, backend)
+    dx = backend.to_numpy(ops.maxpool_backward(backend.asarray(np.ones((1, 1, 2, 2))), cache))
+    assert dx[0, 0].tolist() == [[1, 0, 1, 0], [0, 0, 0, 0], [1, 0, 1, 0], [0, 0, 0, 0]]
+
+
+def test_softmax_cross_entropy_matches_loops(backend, rng):
+    logits = rng.standard_normal((5, 7)) * 10
+    labels = rng.integers(0, 7, 5)
+    loss, d = ops.softmax_cross_entropy(backend.asarray(logits), backend.asarray(labels), backend)
+    want_loss, want_d = reference.softmax_cross_entropy(logits, labels)
+    assert loss == pytest.approx(want_loss, rel=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(d), want_d, rtol=1e-10, atol=1e-15)
+
+
+def test_softmax_cross_entropy_is_stable_for_huge_logits(backend):
+    logits = backend.asarray(np.array([[1000.0, 0.0, -1000.0], [-5e4, 5e4, 0.0]]))
+    loss, d = ops.softmax_cross_entropy(logits, backend.asarray(np.array([0, 0])), backend)
+    assert np.isfinite(loss) and loss == pytest.approx(1e5 / 2)
+    assert np.all(np.isfinite(backend.to_numpy(d)))
+
+
+@pytest.mark.parametrize("padding,expected", [
+    # TensorFlow/Keras 'same': out = ceil(in / s), extra padding at the bottom/right.
+    (((28, 28), (3, 3), (1, 1), "same"), (1, 1, 1, 1, 28, 28)),
+    (((28, 28), (2, 2), (1, 1), "same"), (0, 1, 0, 1, 28, 28)),
+    (((28, 28), (4, 4), (1, 1), "same"), (1, 2, 1, 2, 28, 28)),
+    (((7, 6), (3, 3), (2, 2), "same"), (1, 1, 0, 1, 4, 3)),
+    (((6, 6), (3, 3), (2, 2), "same"), (0, 1, 0, 1, 3, 3)),
+    (((5, 5), (1, 1), (2, 2), "same"), (0, 0, 0, 0, 3, 3)),
+    (((7, 7), (2, 2), (2, 2), "valid"), (0, 0, 0, 0, 3, 3)),
+    (((7, 9), (3, 3), (2, 2), (1, 2)), (1, 1, 2, 2, 4, 6)),
+])
+def test_window_geometry(padding, expected):
+    (h, w), kernel, stride, pad = padding
+    g = window(h, w, kernel, stride, pad)
+    assert (g.pad_top, g.pad_bottom, g.pad_left, g.pad_right, g.oh, g.ow) == expected
