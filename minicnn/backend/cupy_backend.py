@@ -1,0 +1,63 @@
+"""cupy: arrays on an NVIDIA GPU, our kernels from kernels/*.cu, GEMMs in cuBLAS.
+
+The only module that imports CuPy.  Each .cu file becomes one ``RawModule``,
+compiled by NVRTC on first use (CuPy caches the binary on disk) with the
+float and double instances named by the kernel table.
+"""
+import functools
+
+import numpy as np
+
+from .kernels import CTYPE, KERNELS, CudaKernelBackend, instantiation, kernel_source
+
+NVRTC_OPTIONS = ("-std=c++17",)
+
+try:
+    import cupy
+    _import_error = None
+except Exception as exc:  # ImportError, or a broken CUDA install failing at import
+    cupy, _import_error = None, exc
+
+
+@functools.lru_cache(maxsize=None)
+def load_module(filename):
+    names = [instantiation(name, ctype) for name, spec in KERNELS.items()
+             if spec.source == filename for ctype in CTYPE.values()]
+    return cupy.RawModule(code=kernel_source(filename), options=NVRTC_OPTIONS,
+                          name_expressions=names)
+
+
+class CupyBackend(CudaKernelBackend):
+    name = "cupy"
+    xp = cupy
+
+    @classmethod
+    def is_available(cls):
+        if cupy is None:
+            cls.unavailable_reason = (f"CuPy is not installed ({_import_error}); "
+                                      "pip install 'minicnn[gpu]' (CUDA 12) or "
+                                      "'minicnn[gpu-cuda13]' (CUDA 13)")
+            return False
+        try:
+            count = cupy.cuda.runtime.getDeviceCount()
+        except Exception as exc:
+            cls.unavailable_reason = f"no usable CUDA device ({exc})"
+            return False
+        if count == 0:
+            cls.unavailable_reason = "no CUDA device is visible"
+            return False
+        return True
+
+    def to_numpy(self, a):
+        return cupy.asnumpy(a) if isinstance(a, cupy.ndarray) else np.asarray(a)
+
+    def synchronize(self):
+        cupy.cuda.get_current_stream().synchronize()
+
+    def device_name(self):
+        props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
+        return props["name"].decode()
+
+    def _run(self, name, ctype, blocks, threads, args):
+        kernel = load_module(KERNELS[name].source).get_function(instantiation(name, ctype))
+        kernel((blocks,), (threads,), tuple(args))
