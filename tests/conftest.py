@@ -7,15 +7,16 @@ from minicnn.backend import backend_class, get_backend
 CPU_BACKENDS = ["numpy", "numba", "cudasim"]
 
 
-def _gpu_param(name):
-    cls = backend_class(name)
+def gpu_params(*ids):
+    """pytest params for the cupy backend: marked gpu, skipped with the reason where it cannot run."""
+    cls = backend_class("cupy")
     marks = [pytest.mark.gpu]
     if not cls.is_available():
-        marks.append(pytest.mark.skip(reason=f"{name}: {cls.unavailable_reason}"))
-    return pytest.param(name, marks=marks)
+        marks.append(pytest.mark.skip(reason=f"cupy: {cls.unavailable_reason}"))
+    return [pytest.param(i, marks=marks) for i in ids]
 
 
-ALL_BACKENDS = CPU_BACKENDS + [_gpu_param("cupy")]
+ALL_BACKENDS = CPU_BACKENDS + gpu_params("cupy")
 
 
 @pytest.fixture(params=ALL_BACKENDS)

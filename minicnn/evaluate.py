@@ -1,0 +1,36 @@
+"""python -m minicnn.evaluate MODEL.npz: test accuracy of a saved model."""
+import sys
+
+from .cli import ArgumentParser, add_data_flags, backend_choices, fail, resolve_backend
+
+PROG = "python -m minicnn.evaluate"
+
+
+def main(argv=None):
+    p = ArgumentParser(prog=PROG, description="Report the test accuracy of a saved minicnn model.")
+    p.add_argument("model", help="a model.npz written by minicnn (e.g. by --out)")
+    p.add_argument("--backend", default="auto", choices=backend_choices())
+    add_data_flags(p)
+    args = p.parse_args(argv)
+    from .data import DataError, load_dataset
+    from .model import load
+    backend = resolve_backend(PROG, args.backend)
+    try:
+        model = load(args.model, backend=backend)
+    except (OSError, ValueError) as exc:
+        fail(PROG, str(exc))
+    try:
+        test = load_dataset(args.dataset, args.data_dir).test
+    except (DataError, OSError, ValueError) as exc:
+        fail(PROG, f"cannot read {args.dataset}: {exc}")
+    if tuple(test.x.shape[1:]) != model.input_shape:
+        fail(PROG, f"the model expects {model.input_shape} inputs, {args.dataset} has "
+                   f"{tuple(test.x.shape[1:])}")
+    loss, acc = model.evaluate(test.x, test.y)
+    print(f"test accuracy {100 * acc:.2f}%  test error {100 * (1 - acc):.2f}%  "
+          f"test loss {loss:.4f}  ({len(test.y):,} images, {model.num_params():,} parameters)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""Writing results: JSON, CSV and PNG figures, each atomically."""
+import csv
+import io
+import json
+
+from ._atomic import atomic_open, write_text
+
+
+def write_json(path, obj):
+    write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+def write_csv(path, rows, columns):
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, buffer.getvalue())
+
+
+def save_figure(fig, path):
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    with atomic_open(path, "wb") as f:
+        f.write(buffer.getvalue())
+
+
+def new_figure(**kwargs):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt.subplots(**kwargs)
+
+
+def close(fig):
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+
+
+def plot_learning_curve(history, path, title):
+    """Accuracy (train and validation) and loss against epoch."""
+    fig, (ax_acc, ax_loss) = new_figure(ncols=2, figsize=(10, 4))
+    epochs = [h["epoch"] for h in history]
+    ax_acc.plot(epochs, [h["train_accuracy"] for h in history], "o-", label="train")
+    ax_acc.plot(epochs, [h["val_accuracy"] for h in history], "s-", label="validation")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title=title)
+    ax_loss.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
+    ax_loss.plot(epochs, [h["val_loss"] for h in history], "s-", label="validation")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", yscale="log")
+    for ax in (ax_acc, ax_loss):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    save_figure(fig, path)
+    close(fig)

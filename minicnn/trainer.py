@@ -1,0 +1,63 @@
+"""The training loop shared by ``python -m minicnn.train`` and the benchmarks."""
+import math
+import time
+from typing import Callable, NamedTuple, Optional
+
+import numpy as np
+
+
+class EpochStats(NamedTuple):
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    val_loss: float
+    val_accuracy: float
+    seconds: float        # this epoch: training steps and validation
+    elapsed: float        # since training started
+
+
+class NonFiniteLoss(ArithmeticError):
+    pass
+
+
+def fit(model, optimizer, data, epochs, batch_size, seed=0,
+        on_batch: Optional[Callable] = None, on_epoch: Optional[Callable] = None):
+    """Train ``model`` on ``data.train`` for ``epochs``; returns [EpochStats].
+
+    Each epoch reshuffles with a generator seeded once by ``seed``, so a run is
+    reproducible.  The training split is moved to the backend once.
+    on_batch(epoch, done, total, running_loss) and on_epoch(EpochStats) are
+    called as training goes.  Raises NonFiniteLoss as soon as a batch loss is
+    NaN or infinite; KeyboardInterrupt propagates with the finished epochs
+    already reported through on_epoch.
+    """
+    backend = model.backend
+    x_all = backend.asarray(data.train.x, dtype=model.dtype)
+    y_all = backend.asarray(data.train.y)
+    n = len(data.train.y)
+    steps = math.ceil(n / batch_size)
+    rng = np.random.default_rng(seed)
+    history, start = [], time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        order = backend.asarray(rng.permutation(n))
+        loss_sum, correct = 0.0, 0
+        for step in range(steps):
+            idx = order[step * batch_size:(step + 1) * batch_size]
+            loss, hits = model.train_step(x_all[idx], y_all[idx], optimizer)
+            if not math.isfinite(loss):
+                raise NonFiniteLoss(f"the loss became {loss} in epoch {epoch}, step {step + 1}")
+            loss_sum += loss * len(idx)
+            correct += hits
+            if on_batch:
+                on_batch(epoch, step + 1, steps, loss_sum / min(n, (step + 1) * batch_size))
+        val_loss, val_acc = model.evaluate(data.val.x, data.val.y)
+        backend.synchronize()
+        now = time.perf_counter()
+        stats = EpochStats(epoch, loss_sum / n, correct / n, val_loss, val_acc, now - t0,
+                           now - start)
+        history.append(stats)
+        if on_epoch:
+            on_epoch(stats)
+            start += time.perf_counter() - now    # time spent reporting is not training time
+    return history

@@ -1,0 +1,93 @@
+"""python -m minicnn.train and python -m minicnn.evaluate, end to end."""
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from test_data import REAL_ROOT, needs_mnist
+
+
+def run(module, *args, data=True):
+    env = dict(os.environ)
+    if data and REAL_ROOT:
+        env["MINICNN_DATA"] = REAL_ROOT
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
+                          env=env, timeout=600)
+
+
+@needs_mnist
+def test_train_on_a_subset_writes_outputs_and_learns(tmp_path):
+    out = tmp_path / "run"
+    result = run("minicnn.train", "--train-limit", "2000", "--epochs", "1", "--out", str(out),
+                 "--backend", "numba")
+    assert result.returncode == 0, result.stderr
+    assert "epoch  1/1" in result.stdout and "test error" in result.stdout
+    assert "parameters       104,250" in result.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["completed"] and metrics["parameters"] == 104_250
+    assert metrics["epochs"][0]["val_accuracy"] > 0.80
+    assert 0 < metrics["test_error"] < 0.2 and metrics["runtime_seconds"] > 0
+    assert metrics["config"]["train_limit"] == 2000 and metrics["system"]["numpy"]
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert len(rows) == 1 and float(rows[0]["val_accuracy"]) == pytest.approx(
+        metrics["epochs"][0]["val_accuracy"])
+    assert (out / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(out.glob(".*part"))
+
+    evaluated = run("minicnn.evaluate", str(out / "model.npz"))
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert f"test error {100 * metrics['test_error']:.2f}%" in evaluated.stdout
+
+
+@needs_mnist
+def test_custom_arch_trains(tmp_path):
+    result = run("minicnn.train", "--train-limit", "300", "--epochs", "1", "--quiet",
+                 "--arch", "conv:4:4:stride=2,relu,pool:2,dense:10", "--backend", "numpy")
+    assert result.returncode == 0, result.stderr
+    assert "val accuracy" in result.stdout
+
+
+@needs_mnist
+def test_non_finite_loss_stops_with_advice():
+    result = run("minicnn.train", "--train-limit", "500", "--epochs", "1", "--quiet",
+                 "--lr", "1e6", "--backend", "numpy")
+    assert result.returncode == 1
+    assert "try --lr" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--epochs", "0"], "--epochs: must be positive"),
+    (["--batch-size", "-5"], "--batch-size: must be positive"),
+    (["--lr", "0"], "--lr: must be a positive finite number"),
+    (["--lr", "nan"], "--lr: must be a positive finite number"),
+    (["--backend", "tpu"], "--backend: invalid choice: 'tpu'"),
+    (["--dataset", "cifar"], "--dataset: invalid choice: 'cifar'"),
+    (["--arch", "conv:3:3,bogus"], "unknown layer 'bogus'"),
+    (["--arch", "conv:3:40"], "window 40 is larger than the padded input 28"),
+    (["--arch", "conv:3:3,dense:7"], "must end in 10 outputs"),
+])
+def test_bad_flags_one_line_exit_2(args, match):
+    result = run("minicnn.train", *args)
+    assert result.returncode == 2
+    assert match in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_unreadable_data_one_line_exit_2(tmp_path):
+    (tmp_path / "mnist").mkdir()
+    (tmp_path / "mnist" / "train-images-idx3-ubyte.gz").write_bytes(b"garbage")
+    for name in ("train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+                 "t10k-labels-idx1-ubyte.gz"):
+        (tmp_path / "mnist" / name).write_bytes(b"\0\0\x08\x01\0\0\0\0")
+    result = run("minicnn.train", "--data-dir", str(tmp_path), "--backend", "numpy")
+    assert result.returncode == 2 and "cannot read mnist" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_evaluate_rejects_a_file_that_is_not_a_model(tmp_path):
+    bad = tmp_path / "x.npz"
+    bad.write_text("nope")
+    result = run("minicnn.evaluate", str(bad), "--backend", "numpy")
+    assert result.returncode == 2 and "not a minicnn model file" in result.stderr
