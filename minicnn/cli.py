@@ -54,10 +54,6 @@ def resolve_backend(prog, name, threads=None):
     except (BackendUnavailable, RuntimeError) as exc:
         fail(prog, str(exc))
     if threads:
-        # Both pools are capped at `threads`; under numba BLAS keeps its single
-        # thread (see minicnn.threads for why).
-        from .threads import current_threads, set_threads
-        set_threads(numba_threads=threads if backend.name == "numba" else None,
-                    blas_threads=min(threads, current_threads()["blas"] or threads)
-                    if backend.name == "numba" else threads)
+        from .threads import configure
+        configure(backend.name, threads)
     return backend

@@ -30,3 +30,16 @@ def current_threads():
     except ImportError:
         nb = None
     return {"numba": nb, "blas": blas[0] if blas else None, "cpus": os.cpu_count()}
+
+
+def configure(backend_name, threads=None):
+    """The thread policy for a backend: ``threads`` (default: all cores) caps both pools.
+
+    Under numba, BLAS keeps one thread unless $MINICNN_BLAS_THREADS says otherwise,
+    for the reason in this module's docstring.
+    """
+    threads = threads or os.cpu_count()
+    if backend_name == "numba":
+        blas = int(os.environ.get("MINICNN_BLAS_THREADS", 1))
+        return set_threads(numba_threads=threads, blas_threads=min(blas, threads))
+    return set_threads(blas_threads=threads)

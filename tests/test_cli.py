@@ -21,8 +21,9 @@ def run(module, *args, data=True):
 @needs_mnist
 def test_train_on_a_subset_writes_outputs_and_learns(tmp_path):
     out = tmp_path / "run"
+    # batch 10: 200 steps, enough for one epoch of 2,000 images to pass 80% (batch 50: ~63%)
     result = run("minicnn.train", "--train-limit", "2000", "--epochs", "1", "--out", str(out),
-                 "--backend", "numba")
+                 "--batch-size", "10", "--backend", "numba")
     assert result.returncode == 0, result.stderr
     assert "epoch  1/1" in result.stdout and "test error" in result.stdout
     assert "parameters       104,250" in result.stdout

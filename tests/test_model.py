@@ -56,10 +56,14 @@ def test_same_seed_same_weights_other_seed_other_weights():
             assert not np.array_equal(pa, pc)
 
 
-def test_he_initialisation_scale():
-    w = dict(minicnn.lab_model(64, seed=0).params())["dense.w"]
-    assert w.std() == pytest.approx(np.sqrt(2 / 3136), rel=0.02)
-    assert np.all(dict(minicnn.lab_model(64).params())["dense.b"] == 0)
+def test_glorot_uniform_initialisation():
+    params = dict(minicnn.lab_model(64, seed=0).params())
+    for name, fan_in, fan_out in [("dense.w", 3136, 128), ("conv2d_1.w", 64 * 9, 64 * 9)]:
+        limit = np.sqrt(6 / (fan_in + fan_out))
+        w = params[name]
+        assert np.abs(w).max() <= limit and np.abs(w).max() > 0.99 * limit
+        assert w.std() == pytest.approx(limit / np.sqrt(3), rel=0.02)
+    assert np.all(params["dense.b"] == 0)
 
 
 @pytest.mark.parametrize("optimizer", [SGD(0.1), SGD(0.05, momentum=0.9), Adam(0.01)],

@@ -6,11 +6,10 @@ threads ever write the same element; ``cache=True`` keeps the compiled code on
 disk, so compilation is paid once per machine.
 """
 import math
-import os
 
 import numpy as np
 
-from ..threads import set_threads
+from ..threads import configure
 from .base import Backend
 
 try:
@@ -211,11 +210,7 @@ class NumbaBackend(Backend):
         return True
 
     def __init__(self):
-        # BLAS and Numba thread pools fight for the cores; see minicnn.threads.
-        if "MINICNN_BLAS_THREADS" not in os.environ:
-            set_threads(blas_threads=1)
-        else:
-            set_threads(blas_threads=int(os.environ["MINICNN_BLAS_THREADS"]))
+        configure("numba")      # BLAS and Numba thread pools fight for the cores
 
     def im2col(self, x, g):
         n, c = x.shape[:2]
