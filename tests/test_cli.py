@@ -32,7 +32,7 @@ def test_train_on_a_subset_writes_outputs_and_learns(tmp_path):
     assert metrics["epochs"][0]["val_accuracy"] > 0.80
     assert 0 < metrics["test_error"] < 0.2 and metrics["runtime_seconds"] > 0
     assert metrics["config"]["train_limit"] == 2000 and metrics["system"]["numpy"]
-    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    rows = list(csv.DictReader((out / "metrics.csv").read_text().splitlines()))
     assert len(rows) == 1 and float(rows[0]["val_accuracy"]) == pytest.approx(
         metrics["epochs"][0]["val_accuracy"])
     assert (out / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -48,7 +48,8 @@ def test_idx_wrong_dimensions():
 
 def test_truncated_gzip(tmp_path):
     path = tmp_path / "x.gz"
-    path.write_bytes(gzip.compress(encode_idx(np.zeros((50, 28, 28), np.uint8)))[:100])
+    noise = np.random.default_rng(0).integers(0, 256, (50, 28, 28), dtype=np.uint8)
+    path.write_bytes(gzip.compress(encode_idx(noise))[:1000])
     with pytest.raises(IdxError, match="corrupt or truncated gzip"):
         read_idx(path)
 

@@ -66,7 +66,7 @@ def test_glorot_uniform_initialisation():
     assert np.all(params["dense.b"] == 0)
 
 
-@pytest.mark.parametrize("optimizer", [SGD(0.1), SGD(0.05, momentum=0.9), Adam(0.01)],
+@pytest.mark.parametrize("optimizer", [SGD(0.3), SGD(0.05, momentum=0.9), Adam(0.01)],
                          ids=["sgd", "momentum", "adam"])
 def test_small_model_overfits_20_samples(backend, optimizer):
     rng = np.random.default_rng(0)
