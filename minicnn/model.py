@@ -101,7 +101,7 @@ class Sequential:
                for _, xb in self._host_batches(x, batch_size)]
         return np.concatenate(out).astype(np.int64)
 
-    def evaluate(self, x, labels, batch_size=500):
+    def evaluate(self, x, labels, batch_size=250):
         """(mean loss, accuracy) over host or backend inputs."""
         labels = np.asarray(self.backend.to_numpy(labels))
         total_loss, correct = 0.0, 0

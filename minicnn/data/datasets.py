@@ -162,7 +162,8 @@ def _pair(images_path, labels_path):
         raise DataError(f"{images_path.name} has {len(images)} images but "
                         f"{labels_path.name} has {len(labels)} labels; the files do not belong "
                         "together, replace them")
-    x = (images.astype(np.float32) / 255.0)[:, None]
+    x = images.astype(np.float32)[:, None]
+    x /= 255.0            # in place: one float32 copy of the images, not two
     return x, labels.astype(np.int64)
 
 

@@ -1,0 +1,76 @@
+"""What the study scripts share: flags, data, resumable result points, the run loop."""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from minicnn.cli import ArgumentParser, add_data_flags, fail, positive_int  # noqa: E402,F401
+from minicnn.report import write_json  # noqa: E402
+
+
+def number_list(kind):
+    """argparse type: a comma-separated list of positive numbers."""
+    def parse(text):
+        try:
+            values = [kind(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of "
+                                             f"{kind.__name__}s") from None
+        if not values or any(not v > 0 for v in values):
+            raise argparse.ArgumentTypeError(f"{text!r}: every value must be positive")
+        return values
+    return parse
+
+
+def add_common_flags(p, out_default):
+    p.add_argument("--epochs", type=positive_int, default=10)
+    p.add_argument("--batch-size", type=positive_int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train-limit", type=positive_int, metavar="N",
+                   help="train on the first N training images only")
+    p.add_argument("--out", default=out_default, help=f"output folder (default {out_default})")
+    p.add_argument("--force", action="store_true",
+                   help="recompute points that an earlier (interrupted) run already finished")
+    add_data_flags(p)
+
+
+def load_data(prog, args):
+    from minicnn.data import DataError, load_dataset
+    try:
+        data = load_dataset(args.dataset, args.data_dir)
+    except (DataError, OSError, ValueError) as exc:
+        fail(prog, f"cannot read {args.dataset}: {exc}")
+    if args.train_limit:
+        data = data._replace(train=data.train._replace(x=data.train.x[:args.train_limit],
+                                                       y=data.train.y[:args.train_limit]))
+    return data
+
+
+class Points:
+    """Finished result points kept as small JSON files, so an interrupted study resumes.
+
+    A point is reused only when it was computed with the same settings.
+    """
+
+    def __init__(self, out, settings, force=False):
+        self.dir = Path(out) / "points"
+        self.settings, self.force = settings, force
+
+    def _path(self, key):
+        return self.dir / f"{key}.json"
+
+    def get(self, key):
+        path = self._path(key)
+        if self.force or not path.exists():
+            return None
+        try:
+            point = json.loads(path.read_text())
+        except ValueError:
+            return None
+        return point["result"] if point.get("settings") == self.settings else None
+
+    def put(self, key, result):
+        write_json(self._path(key), {"settings": self.settings, "result": result})
+        return result

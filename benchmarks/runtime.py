@@ -1,0 +1,162 @@
+"""Study 2: training time against the number of filters, on the CPU and on the GPU.
+
+    python benchmarks/runtime.py                     # CPU 8-64 filters; GPU 8-256 where there is one
+    python benchmarks/runtime.py --epochs 10 --compare --out runs/runtime-full
+
+Trains the lab model (batch 50, SGD 0.1) for each filter count on each
+backend, timing training with time.perf_counter() (the GPU is synchronised
+before the clock is read), and draws runtime against the number of
+parameters, one series per backend.  Writes runtime.png, runtime.csv and
+runtime.json; finished points are kept in <out>/points/ so an interrupted run
+resumes.  --compare adds PyTorch and TensorFlow series where installed.
+"""
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import frameworks  # noqa: E402
+from common import (ArgumentParser, Points, add_common_flags, fail, load_data,  # noqa: E402
+                    number_list)
+
+import minicnn  # noqa: E402
+from minicnn.backend import BackendUnavailable, get_backend  # noqa: E402
+from minicnn.report import close, new_figure, save_figure, write_csv, write_json  # noqa: E402
+from minicnn.sysinfo import system_info  # noqa: E402
+from minicnn.threads import configure  # noqa: E402
+from minicnn.trainer import fit  # noqa: E402
+
+PROG = "benchmarks/runtime.py"
+COLUMNS = ("series", "device", "filters", "parameters", "seconds", "seconds_per_epoch",
+           "images_per_second", "epochs", "images", "val_accuracy")
+
+
+def parse_args(argv=None):
+    p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    p.add_argument("--cpu-backend", default="numba", help="minicnn backend for the CPU series")
+    p.add_argument("--gpu-backend", default="cupy", help="minicnn backend for the GPU series")
+    p.add_argument("--cpu-filters", type=number_list(int), default=[8, 16, 32, 64])
+    p.add_argument("--gpu-filters", type=number_list(int), default=[8, 16, 32, 64, 128, 256])
+    p.add_argument("--devices", default="cpu,gpu", help="which series: cpu, gpu or cpu,gpu")
+    p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    p.add_argument("--compare", action="store_true", help="add PyTorch/TensorFlow series")
+    add_common_flags(p, "runs/runtime")
+    p.set_defaults(epochs=2)
+    args = p.parse_args(argv)
+    args.devices = [d for d in args.devices.split(",") if d]
+    if set(args.devices) - {"cpu", "gpu"}:
+        p.error(f"--devices: use cpu, gpu or cpu,gpu, got {','.join(args.devices)}")
+    return args
+
+
+def minicnn_point(backend, filters, args, data):
+    configure(backend.name, args.threads)
+    model = minicnn.lab_model(filters, backend=backend, seed=args.seed)
+    history = fit(model, minicnn.SGD(0.1), data, args.epochs, args.batch_size, args.seed)
+    # fit() synchronises the device before every epoch's clock reading
+    return {"parameters": model.num_params(), "seconds": history[-1].elapsed,
+            "val_accuracy": history[-1].val_accuracy}
+
+
+def framework_point(contender, args, data):
+    seconds = sum(contender.train_epoch(data.train.x, data.train.y, args.batch_size)
+                  for _ in range(args.epochs))
+    return {"parameters": contender.num_params(), "seconds": seconds, "val_accuracy": None}
+
+
+def series_plan(args):
+    """([(series, device, filters, runner)], [skip reasons]); runner(filters, data) -> point."""
+    plan, skipped = [], []
+    for device in args.devices:
+        name = args.cpu_backend if device == "cpu" else args.gpu_backend
+        filters = args.cpu_filters if device == "cpu" else args.gpu_filters
+        try:
+            backend = get_backend(name)
+        except (BackendUnavailable, ValueError) as exc:
+            skipped.append(f"{device.upper()} series (minicnn-{name}) skipped: {exc}")
+            continue
+        plan.append((f"minicnn-{name}", device, filters,
+                     lambda f, data, b=backend: minicnn_point(b, f, args, data)))
+    if args.compare:
+        for device in args.devices:
+            filters = args.cpu_filters if device == "cpu" else args.gpu_filters
+            options = [("pytorch", lambda f, d=device: frameworks.make_torch(
+                f, 128, 0.1, args.threads, "cuda" if d == "gpu" else "cpu"))]
+            if device == "cpu":
+                options.append(("tensorflow", lambda f: frameworks.make_keras(f, 128, 0.1,
+                                                                              args.threads)))
+            for fw, make in options:
+                if make(filters[0]) is None:
+                    skipped.append(f"{fw} on {device}: not installed or no device")
+                    continue
+                plan.append((fw, device, filters,
+                             lambda f, data, make=make: framework_point(make(f), args, data)))
+    return plan, skipped
+
+
+def plot(rows, path, epochs, images):
+    fig, ax = new_figure(figsize=(7, 4.5))
+    for series in dict.fromkeys((r["series"], r["device"]) for r in rows):
+        pts = [r for r in rows if (r["series"], r["device"]) == series]
+        ax.plot([r["parameters"] for r in pts], [r["seconds"] for r in pts], "o--",
+                label=f"{series[0]} ({series[1].upper()})")
+        for r in pts:
+            ax.annotate(str(r["filters"]), (r["parameters"], r["seconds"]),
+                        textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set(xscale="log", xlabel="number of parameters", ylabel="training time (s)",
+           title=f"Lab CNN: {epochs} epoch(s) of {images:,} images, labels = filters")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    save_figure(fig, path)
+    close(fig)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    data = load_data(PROG, args)
+    images = len(data.train.y)
+    settings = {k: getattr(args, k) for k in ("epochs", "batch_size", "seed", "train_limit",
+                                              "dataset", "threads")}
+    points = Points(args.out, settings, args.force)
+    plan, skipped = series_plan(args)
+    print(f"runtime study: lab model, batch {args.batch_size}, {args.epochs} epoch(s) of "
+          f"{images:,} images")
+    for line in skipped:
+        print("  " + line)
+    rows = []
+    try:
+        for series, device, filters, run in plan:
+            for f in filters:
+                key = f"{series}_{device}_{f}"
+                point = points.get(key)
+                if point is None:
+                    print(f"  {series} ({device}) {f:3d} filters ...", end=" ", flush=True)
+                    point = points.put(key, run(f, data))
+                    print(f"{point['seconds']:.1f} s")
+                rows.append({"series": series, "device": device, "filters": f, **point,
+                             "seconds_per_epoch": point["seconds"] / args.epochs,
+                             "images_per_second": images * args.epochs / point["seconds"],
+                             "epochs": args.epochs, "images": images})
+    except KeyboardInterrupt:
+        fail(PROG, f"interrupted; finished points are kept in {points.dir}, run again to resume",
+             130)
+    if not rows:
+        fail(PROG, "nothing could run: " + "; ".join(skipped), 1)
+    out = Path(args.out)
+    write_csv(out / "runtime.csv", rows, COLUMNS)
+    write_json(out / "runtime.json", {"settings": settings, "rows": rows, "skipped": skipped,
+                                      "system": system_info()})
+    plot(rows, out / "runtime.png", args.epochs, images)
+    print(f"\n{'series':22s} {'dev':4s} {'filters':>7s} {'params':>10s} {'seconds':>9s} "
+          f"{'s/epoch':>8s} {'img/s':>8s}")
+    for r in rows:
+        print(f"{r['series']:22s} {r['device']:4s} {r['filters']:7d} {r['parameters']:10,d} "
+              f"{r['seconds']:9.1f} {r['seconds_per_epoch']:8.1f} {r['images_per_second']:8.0f}")
+    for line in skipped:
+        print(line)
+    print(f"wrote {out / 'runtime.png'}, runtime.csv, runtime.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

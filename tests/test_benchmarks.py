@@ -1,0 +1,94 @@
+"""The benchmark scripts run end to end on a tiny subset and write consistent files."""
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from test_data import REAL_ROOT, needs_mnist
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def run(script, *args):
+    env = dict(os.environ, MINICNN_DATA=REAL_ROOT or "")
+    return subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True,
+                          text=True, env=env, timeout=900)
+
+
+def read_csv(path):
+    return list(csv.DictReader(path.read_text().splitlines()))
+
+
+@needs_mnist
+def test_learning_rate_study(tmp_path):
+    args = ("--rates", "0.1,0.01", "--epochs", "1", "--train-limit", "300", "--backend", "numba",
+            "--out", str(tmp_path))
+    result = run("learning_rate.py", *args)
+    assert result.returncode == 0, result.stderr
+    assert "best learning rate" in result.stdout
+    rows = read_csv(tmp_path / "learning_curves.csv")
+    data = json.loads((tmp_path / "learning_rate.json").read_text())
+    assert [float(r["lr"]) for r in rows] == [0.1, 0.01]
+    for row, res in zip(rows, data["results"]):
+        assert float(row["val_accuracy"]) == pytest.approx(res["epochs"][-1]["val_accuracy"])
+        assert float(row["val_error"]) == pytest.approx(1 - float(row["val_accuracy"]))
+        assert 0 < res["test_accuracy"] <= 1
+    assert (tmp_path / "learning_curves.png").read_bytes()[:8] == PNG
+    again = run("learning_rate.py", *args)     # a re-run reuses the finished points
+    assert again.returncode == 0 and again.stdout.count("reusing the finished run") == 2
+
+
+@needs_mnist
+def test_runtime_study_cpu_only(tmp_path):
+    result = run("runtime.py", "--devices", "cpu", "--cpu-filters", "4,8", "--epochs", "1",
+                 "--train-limit", "300", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    rows = read_csv(tmp_path / "runtime.csv")
+    data = json.loads((tmp_path / "runtime.json").read_text())
+    assert [int(r["filters"]) for r in rows] == [4, 8]
+    assert [int(r["parameters"]) for r in rows] == [26_694, 52_258]
+    for row, res in zip(rows, data["rows"]):
+        assert float(row["seconds"]) == pytest.approx(res["seconds"]) and res["seconds"] > 0
+        assert float(row["images_per_second"]) == pytest.approx(300 / res["seconds"])
+    assert (tmp_path / "runtime.png").read_bytes()[:8] == PNG
+
+
+@needs_mnist
+def test_runtime_study_says_why_the_gpu_series_is_missing(tmp_path):
+    result = run("runtime.py", "--devices", "cpu,gpu", "--gpu-backend", "cupy", "--cpu-filters",
+                 "4", "--gpu-filters", "4", "--epochs", "1", "--train-limit", "100",
+                 "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    from minicnn.backend import backend_class
+    if not backend_class("cupy").is_available():
+        assert "GPU series (minicnn-cupy) skipped" in result.stdout
+
+
+@pytest.mark.parametrize("script,args,match", [
+    ("learning_rate.py", ["--rates", "0.1,-1"], "every value must be positive"),
+    ("learning_rate.py", ["--epochs", "0"], "must be positive"),
+    ("runtime.py", ["--cpu-filters", "a,b"], "is not a comma-separated list"),
+    ("runtime.py", ["--devices", "tpu"], "--devices: use cpu, gpu"),
+    ("epoch.py", ["--repeats", "0"], "must be positive"),
+])
+def test_bad_flags_are_one_line(script, args, match):
+    result = run(script, *args)
+    assert result.returncode == 2 and match in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_epoch_benchmark_runs(tmp_path):
+    result = run("epoch.py", "--images", "200", "--repeats", "1", "--no-frameworks",
+                 "--backends", "numpy,numba", "--breakdown-steps", "2", "--no-subprocess",
+                 "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    data = json.loads((tmp_path / "epoch.json").read_text())
+    assert [r["contender"] for r in data["epochs"]] == ["minicnn-numpy", "minicnn-numba"]
+    shares = [p["share"] for p in data["breakdown"]["numba"]]
+    assert sum(shares) == pytest.approx(1.0)
+    assert "conv2d+relu forward" in result.stdout
