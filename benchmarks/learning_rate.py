@@ -18,7 +18,7 @@ from common import (ArgumentParser, Points, add_common_flags, fail, load_data,  
                     number_list)
 
 import minicnn  # noqa: E402
-from minicnn.report import close, new_figure, save_figure, write_csv, write_json  # noqa: E402
+from minicnn.report import finish_figure, new_figure, write_csv, write_json  # noqa: E402
 from minicnn.sysinfo import system_info  # noqa: E402
 from minicnn.trainer import NonFiniteLoss, fit  # noqa: E402
 
@@ -63,10 +63,7 @@ def plot(results, path, yscale):
                     "o-", label=f"lr = {r['lr']:g}")
     ax.set(xlabel="epoch", ylabel="validation error (%)", yscale=yscale,
            title="Lab CNN on MNIST: learning rate vs. learning curve")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend()
-    save_figure(fig, path)
-    close(fig)
+    finish_figure(fig, [ax], path)
 
 
 def main(argv=None):

@@ -21,7 +21,7 @@ from common import (ArgumentParser, Points, add_common_flags, fail, load_data,  
 
 import minicnn  # noqa: E402
 from minicnn.backend import BackendUnavailable, get_backend  # noqa: E402
-from minicnn.report import close, new_figure, save_figure, write_csv, write_json  # noqa: E402
+from minicnn.report import finish_figure, new_figure, write_csv, write_json  # noqa: E402
 from minicnn.sysinfo import system_info  # noqa: E402
 from minicnn.threads import configure  # noqa: E402
 from minicnn.trainer import fit  # noqa: E402
@@ -105,10 +105,7 @@ def plot(rows, path, epochs, images):
                         textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.set(xscale="log", xlabel="number of parameters", ylabel="training time (s)",
            title=f"Lab CNN: {epochs} epoch(s) of {images:,} images, labels = filters")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend()
-    save_figure(fig, path)
-    close(fig)
+    finish_figure(fig, [ax], path)
 
 
 def main(argv=None):

@@ -32,8 +32,13 @@ def new_figure(**kwargs):
     return plt.subplots(**kwargs)
 
 
-def close(fig):
+def finish_figure(fig, axes, path):
+    """Grid and legend on every axis, then save atomically and free the figure."""
     import matplotlib.pyplot as plt
+    for ax in axes:
+        ax.grid(alpha=0.3, which="both")
+        ax.legend()
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -47,8 +52,4 @@ def plot_learning_curve(history, path, title):
     ax_loss.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
     ax_loss.plot(epochs, [h["val_loss"] for h in history], "s-", label="validation")
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", yscale="log")
-    for ax in (ax_acc, ax_loss):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    save_figure(fig, path)
-    close(fig)
+    finish_figure(fig, (ax_acc, ax_loss), path)

@@ -92,3 +92,21 @@ def test_evaluate_rejects_a_file_that_is_not_a_model(tmp_path):
     bad.write_text("nope")
     result = run("minicnn.evaluate", str(bad), "--backend", "numpy")
     assert result.returncode == 2 and "not a minicnn model file" in result.stderr
+
+
+@needs_mnist
+def test_cudasim_backend_trains_from_the_cli():
+    result = run("minicnn.train", "--backend", "cudasim", "--train-limit", "500", "--epochs", "1",
+                 "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "backend          cudasim" in result.stdout
+
+
+def test_unavailable_gpu_backend_is_one_line_and_auto_falls_back():
+    from minicnn.backend import backend_class, get_backend
+    if backend_class("cupy").is_available():
+        pytest.skip("a GPU is visible here; the fallback cannot be observed")
+    result = run("minicnn.train", "--backend", "cupy", data=False)
+    assert result.returncode == 2 and "backend 'cupy' is not available" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert get_backend("auto").name == "numba"
