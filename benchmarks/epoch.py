@@ -11,7 +11,6 @@ per-layer forward/backward breakdown for minicnn, the one-time compile time
 (cold caches, measured in a subprocess) and the peak memory of a training
 process (also a subprocess, so the frameworks' memory does not count).
 """
-import argparse
 import json
 import os
 import statistics
@@ -28,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import frameworks  # noqa: E402
 
 import minicnn  # noqa: E402
-from minicnn.backend import available_backends, get_backend  # noqa: E402
+from minicnn.backend import get_backend  # noqa: E402
 from minicnn.cli import ArgumentParser, positive_int  # noqa: E402
 from minicnn.report import write_json  # noqa: E402
 from minicnn.sysinfo import system_info  # noqa: E402

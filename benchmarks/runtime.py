@@ -11,7 +11,6 @@ runtime.json; finished points are kept in <out>/points/ so an interrupted run
 resumes.  --compare adds PyTorch and TensorFlow series where installed.
 """
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -4,7 +4,7 @@
     python -m minicnn.train --backend numba --epochs 2 --filters 32 --out runs/f32
     python -m minicnn.train --arch "conv:6:5:same,relu,pool:2,dense:128,sigmoid,dense:10"
 """
-import math
+import argparse
 import sys
 import time
 
@@ -21,7 +21,7 @@ EPOCH_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accur
 def build_parser():
     p = ArgumentParser(prog=PROG, description="Train a CNN on MNIST with minicnn.",
                        epilog="--arch grammar:\n" + arch_module.__doc__.split("\n", 2)[2],
-                       formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backend", default="auto", choices=backend_choices(),
                    help="array backend; auto picks the fastest available (default: auto)")
     p.add_argument("--epochs", type=positive_int, default=10)

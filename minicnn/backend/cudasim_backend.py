@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .kernels import CTYPE, KERNELS, CudaKernelBackend, c_signature, instantiation, kernel_dir
+from .kernels import CTYPE, KERNELS, CudaKernelBackend, instantiation, kernel_dir
 
 CXXFLAGS = ("-O2", "-std=c++17", "-shared", "-fPIC", "-fopenmp", "-Wall", "-Werror",
             "-Wno-unknown-pragmas")
@@ -107,5 +107,3 @@ class CudaSimBackend(CudaKernelBackend):
         c_args = [a.ctypes.data if isinstance(a, np.ndarray) else a.item() for a in args]
         getattr(self.lib, f"launch_{name}_{ctype}")(blocks, threads, *c_args)
 
-
-__all__ = ["CudaSimBackend", "host_translation_unit", "load_library", "c_signature"]
