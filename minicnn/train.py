@@ -15,7 +15,7 @@ from .cli import (ArgumentParser, add_data_flags, backend_choices, fail, positiv
 PROG = "python -m minicnn.train"
 OPTIMIZERS = ("sgd", "momentum", "adam")
 EPOCH_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
-                 "seconds", "elapsed")
+                 "seconds", "elapsed", "train_seconds")
 
 
 def build_parser():

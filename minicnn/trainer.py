@@ -14,6 +14,7 @@ class EpochStats(NamedTuple):
     val_accuracy: float
     seconds: float        # this epoch: training steps and validation
     elapsed: float        # since training started
+    train_seconds: float  # this epoch's training steps alone (the device synchronised)
 
 
 class NonFiniteLoss(ArithmeticError):
@@ -51,11 +52,13 @@ def fit(model, optimizer, data, epochs, batch_size, seed=0,
             correct += hits
             if on_batch:
                 on_batch(epoch, step + 1, steps, loss_sum / min(n, (step + 1) * batch_size))
+        backend.synchronize()
+        train_seconds = time.perf_counter() - t0
         val_loss, val_acc = model.evaluate(data.val.x, data.val.y)
         backend.synchronize()
         now = time.perf_counter()
         stats = EpochStats(epoch, loss_sum / n, correct / n, val_loss, val_acc, now - t0,
-                           now - start)
+                           now - start, train_seconds)
         history.append(stats)
         if on_epoch:
             on_epoch(stats)

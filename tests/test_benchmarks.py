@@ -92,3 +92,12 @@ def test_epoch_benchmark_runs(tmp_path):
     shares = [p["share"] for p in data["breakdown"]["numba"]]
     assert sum(shares) == pytest.approx(1.0)
     assert "conv2d+relu forward" in result.stdout
+
+
+def test_epoch_benchmark_measures_compile_time_and_peak_memory(tmp_path):
+    result = run("epoch.py", "--images", "100", "--repeats", "1", "--no-frameworks",
+                 "--backends", "numpy", "--breakdown-steps", "0", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    costs = json.loads((tmp_path / "epoch.json").read_text())["one_time"]["numpy"]
+    # the child's own peak (VmHWM), not this test process's, which Linux would hand down
+    assert 20 < costs["peak_rss_mib"] < 1024 and costs["compile_s"] >= -1
