@@ -114,3 +114,12 @@ def test_adam_matches_the_paper():
         v = 0.999 * v + 0.001 * g * g
         w = w - 0.01 * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
     np.testing.assert_allclose(model.layers[1].params["w"], w, rtol=1e-12)
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path):
+    import os
+    path = tmp_path / "m.npz"
+    small_model().save(path)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
