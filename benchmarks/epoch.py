@@ -108,12 +108,12 @@ def layer_breakdown(backend, filters, batch_size, steps, threads):
         return out
     for _ in range(steps):
         h = x
-        for layer, relu in model._steps:
+        for layer, relu in model.steps:
             name = layer.name + ("+relu" if relu else "")
             h = timed(f"{name} forward", layer.forward, h, **({"relu": True} if relu else {}))
         _, d = timed("loss", b.softmax_cross_entropy, h, y)
-        for i in range(len(model._steps) - 1, -1, -1):
-            layer, relu = model._steps[i]
+        for i in range(len(model.steps) - 1, -1, -1):
+            layer, relu = model.steps[i]
             name = layer.name + ("+relu" if relu else "")
             d = timed(f"{name} backward", layer.backward, d, need_dx=i > 0)
         timed("sgd update", opt.step, model)

@@ -46,7 +46,7 @@ class Sequential:
             counts[base] = counts.get(base, 0) + 1
             shape = layer.build(shape, self.backend, self.dtype, rng)
         self.output_shape = shape
-        self._steps = self._fuse()
+        self.steps = self._fuse()   # the execution plan: [(layer, relu_fused)]
 
     def _fuse(self):
         """[(layer, relu_fused)] with each fused ReLU folded into the layer before it."""
@@ -62,16 +62,16 @@ class Sequential:
     # -- running ------------------------------------------------------------
     def forward(self, x):
         """x (N, *input_shape), a backend array of the model's dtype -> logits (N, K)."""
-        for layer, relu in self._steps:
+        for layer, relu in self.steps:
             x = layer.forward(x, relu=True) if relu else layer.forward(x)
         return x
 
     def backward(self, dlogits):
         """Back-propagate dlogits (N, K); fills every layer's ``grads``."""
         dy = dlogits
-        for i in range(len(self._steps) - 1, -1, -1):
+        for i in range(len(self.steps) - 1, -1, -1):
             # The first layer's input gradient is never used: skip its col2im/GEMM.
-            dy = self._steps[i][0].backward(dy, need_dx=i > 0)
+            dy = self.steps[i][0].backward(dy, need_dx=i > 0)
         return dy
 
     def loss(self, x, labels):
