@@ -130,6 +130,8 @@ def ensure_files(name="mnist", data_dir=None, download=True, progress=True):
                     break
                 except Exception as exc:      # network, HTTP, gzip or checksum: next mirror
                     errors.append(f"{mirror}{filename}: {exc}")
+            if filename not in paths:
+                break     # every mirror failed: the others would too (and may each time out)
         missing = [f for f in FILES if f not in paths]
         if missing:
             raise DataError(
