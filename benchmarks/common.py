@@ -39,12 +39,9 @@ def add_common_flags(p, out_default):
 def load_data(prog, args):
     from minicnn.data import DataError, load_dataset
     try:
-        data = load_dataset(args.dataset, args.data_dir)
+        data = load_dataset(args.dataset, args.data_dir, train_limit=args.train_limit)
     except (DataError, OSError, ValueError) as exc:
         fail(prog, f"cannot read {args.dataset}: {exc}")
-    if args.train_limit:
-        data = data._replace(train=data.train._replace(x=data.train.x[:args.train_limit],
-                                                       y=data.train.y[:args.train_limit]))
     return data
 
 

@@ -100,12 +100,10 @@ def main(argv=None):
         fail(PROG, str(exc))
     backend = resolve_backend(PROG, args.backend, args.threads)
     try:
-        data = load_dataset(args.dataset, args.data_dir, progress=not args.quiet)
+        data = load_dataset(args.dataset, args.data_dir, progress=not args.quiet,
+                            train_limit=args.train_limit)
     except (DataError, OSError, ValueError) as exc:
         fail(PROG, f"cannot read {args.dataset}: {exc}")
-    if args.train_limit:
-        data = data._replace(train=data.train._replace(x=data.train.x[:args.train_limit],
-                                                       y=data.train.y[:args.train_limit]))
     try:
         model = Sequential(layers, data.train.x.shape[1:], backend=backend, seed=args.seed)
     except (ValueError, TypeError) as exc:

@@ -79,6 +79,9 @@ def test_load_dataset_splits_and_scales(tmp_path, compress):
     assert d.train.x.shape == (15, 1, 28, 28) and d.train.x.dtype == np.float32
     np.testing.assert_allclose(d.val.x[:, 0] * 255, arrays[0][15:], atol=1e-4)
     np.testing.assert_array_equal(d.test.y, arrays[3])
+    limited = load_dataset("mnist", tmp_path, download=False, validation_size=5, train_limit=4)
+    assert [len(s.y) for s in limited] == [4, 5, 7]
+    np.testing.assert_array_equal(limited.val.y, d.val.y)
 
 
 def test_mismatched_counts_are_named(tmp_path):

@@ -170,14 +170,16 @@ def _pair(images_path, labels_path):
 
 
 def load_dataset(name="mnist", data_dir=None, download=True, progress=True,
-                 validation_size=VALIDATION_SIZE) -> Dataset:
+                 validation_size=VALIDATION_SIZE, train_limit=None) -> Dataset:
     """Train / validation / test splits: the validation set is the last
-    ``validation_size`` images of the training file (55,000 / 5,000 / 10,000)."""
+    ``validation_size`` images of the training file (55,000 / 5,000 / 10,000).
+    ``train_limit`` keeps only the first N training images (quick runs)."""
     tr_img, tr_lbl, te_img, te_lbl = ensure_files(name, data_dir, download, progress)
     x, y = _pair(tr_img, tr_lbl)
     x_test, y_test = _pair(te_img, te_lbl)
     cut = len(x) - validation_size
-    return Dataset(Split(x[:cut], y[:cut]), Split(x[cut:], y[cut:]), Split(x_test, y_test))
+    keep = min(cut, train_limit) if train_limit else cut
+    return Dataset(Split(x[:keep], y[:keep]), Split(x[cut:], y[cut:]), Split(x_test, y_test))
 
 
 def batches(split: Split, batch_size, rng=None):
