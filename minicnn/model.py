@@ -1,28 +1,77 @@
-"""Sequential model: a list of layers run forward and then backward in reverse."""
+"""Sequential model: layers run as a plan of steps, forward and then backward in reverse.
+
+Public arrays are NCHW; inside, images are (C, N, H, W) (``ops/layout.py``),
+converted once on the way in and once at the flatten.  Every parameter lives
+in one flat buffer (``flat_params``) and every gradient in another
+(``flat_grads``), so an optimizer update is one call; ``layer.params`` and
+``layer.grads`` are views into them.  With ``threads=k`` a training step cuts
+its batch into k shards run on k threads (``minicnn/parallel.py``), each with
+its own plan, and sums their gradients before the one update.
+"""
 import io
 import json
 
 import numpy as np
 
+from . import ops, validate
 from ._atomic import atomic_open
 from .backend import get_backend
-from .layers import LAYER_TYPES, Conv2D, Dense, Layer, ReLU
+from .layers import LAYER_TYPES, Conv2D, Layer
+from .parallel import ThreadShards, shard_bounds, sum_gradients
+from .plan import build_plan
+from .workspace import Workspace
 
 FORMAT = "minicnn-model"
 FORMAT_VERSION = 1
 _DTYPES = ("float32", "float64")
 
 
-class Sequential:
-    """``Sequential(layers, input_shape=(C, H, W), backend="numpy", dtype="float32", seed=0)``.
+class _Shard:
+    """One shard's plan: shared parameters; its own steps, buffers and flat gradient buffer."""
 
-    The last layer's output are the logits.  Where a Conv2D or Dense layer is
-    followed by ReLU, the model runs the pair as one fused step (bias, ReLU and
-    the NCHW transpose in one pass); the results are identical to running them
-    one after the other.
+    def __init__(self, model, flat_grads, fuse):
+        self.flat_grads = flat_grads
+        self.backend = model.backend
+        self.steps = build_plan(model.layers, model.backend, model._views(flat_grads), fuse)
+        self.ws = Workspace(model.backend.xp)
+        self.loss_fn = ops.resolve("softmax_cross_entropy", model.backend)
+
+    def forward(self, x):
+        """x (N, ...) public layout -> the last step's output, internal layout."""
+        h = ops.to_internal(x, self.backend, self.ws)
+        for step in self.steps:
+            h = step.forward(h)
+        return h
+
+    def backward(self, dy, input_grad):
+        for i in range(len(self.steps) - 1, -1, -1):
+            dy = self.steps[i].backward(dy, need_dx=input_grad or i > 0)
+        return dy
+
+    def train(self, x, labels, total):
+        """Forward and backward of one shard; (summed loss / total, number correct)."""
+        logits = self.forward(x)
+        loss, dlogits = self.loss_fn(logits, labels, self.backend, total, self.ws)
+        self.backward(dlogits, input_grad=False)
+        return loss, int((logits.argmax(axis=1) == labels).sum())
+
+    def score(self, x, labels):
+        """Forward only; (sum of the per-sample losses, number correct)."""
+        logits = self.forward(x)
+        loss, _ = self.loss_fn(logits, labels, self.backend, 1, self.ws)
+        return loss, int((logits.argmax(axis=1) == labels).sum())
+
+
+class Sequential:
+    """``Sequential(layers, input_shape=(C, H, W), backend="numpy", dtype="float32", seed=0,
+    threads=1, fuse=True)``.
+
+    The last layer's outputs are the logits.  ``fuse=False`` runs every layer
+    as its own step (same numbers; the tests compare the two).
     """
 
-    def __init__(self, layers, input_shape, backend="numpy", dtype="float32", seed=0):
+    def __init__(self, layers, input_shape, backend="numpy", dtype="float32", seed=0,
+                 threads=1, fuse=True):
         layers = list(layers)
         if not layers or not all(isinstance(layer, Layer) for layer in layers):
             raise TypeError("Sequential: layers must be a non-empty list of minicnn layers")
@@ -33,111 +82,188 @@ class Sequential:
                             for s in shape):
             raise ValueError(f"Sequential: input_shape must be positive ints like (1, 28, 28), "
                              f"got {input_shape!r}")
+        self.threads = validate.positive_int(threads, "threads", "Sequential")
         self.backend = get_backend(backend)
         self.dtype = np.dtype(dtype)
-        self.seed = seed
-        self.layers = layers
-        self.input_shape = shape
+        self.seed, self.layers, self.input_shape, self.fuse = seed, layers, shape, fuse
         rng = np.random.default_rng(seed)
-        counts = {}
+        counts, initial = {}, []
         for layer in layers:
             base = type(layer).__name__.lower()
             layer.name = base if base not in counts else f"{base}_{counts[base]}"
             counts[base] = counts.get(base, 0) + 1
-            shape = layer.build(shape, self.backend, self.dtype, rng)
+            shape = layer.build(shape)
+            initial.append(layer.initial_params(rng))
         self.output_shape = shape
-        self.steps = self._fuse()   # the execution plan: [(layer, relu_fused)]
+        # Where each parameter lives in the flat buffers: (layer, key, offset, shape).
+        self._slots, offset = [], 0
+        for layer, values in zip(layers, initial):
+            for key, value in values.items():
+                self._slots.append((layer, key, offset, value.shape))
+                offset += value.size
+        xp = self.backend.xp
+        host = np.zeros(offset)
+        for (layer, key, start, _), value in zip(self._slots, (v for d in initial for v in d.values())):
+            host[start:start + value.size] = value.ravel()
+        self.flat_params = self.backend.asarray(host, dtype=self.dtype)
+        for layer, views in self._views(self.flat_params).items():
+            layer.params = views
+        self._shards = [_Shard(self, xp.zeros(offset, dtype=self.dtype), fuse)
+                        for _ in range(self.threads)]
+        self.flat_grads = self._shards[0].flat_grads
+        for layer, views in self._views(self.flat_grads).items():
+            layer.grads = views
+        self._runner = ThreadShards(self.threads)
 
-    def _fuse(self):
-        """[(layer, relu_fused)] with each fused ReLU folded into the layer before it."""
-        steps, i = [], 0
-        while i < len(self.layers):
-            layer = self.layers[i]
-            fuse = (isinstance(layer, (Conv2D, Dense)) and i + 1 < len(self.layers)
-                    and isinstance(self.layers[i + 1], ReLU))
-            steps.append((layer, fuse))
-            i += 2 if fuse else 1
-        return steps
+    def _views(self, flat):
+        """{layer: {key: view of flat}} for every layer (empty dicts for layers without parameters)."""
+        views = {layer: {} for layer in self.layers}
+        for layer, key, start, shape in self._slots:
+            views[layer][key] = flat[start:start + int(np.prod(shape))].reshape(shape)
+        return views
+
+    @property
+    def plan(self):
+        """The execution plan, [Step]: the layers grouped into fused steps (each shard runs a copy)."""
+        return self._shards[0].steps
+
+    # -- checks at the edge -------------------------------------------------
+    def _check_batch(self, x):
+        if not isinstance(x, self.backend.xp.ndarray):
+            raise TypeError(f"Sequential: expected a {self.backend.xp.__name__} array for backend "
+                            f"{self.backend.name!r}, got {type(x).__name__}; convert it with "
+                            "model.backend.asarray(x)")
+        if x.dtype != self.dtype:
+            raise TypeError(f"Sequential: expected {self.dtype} input, got {x.dtype}; "
+                            f"convert it with x.astype('{self.dtype}')")
+        if x.ndim != len(self.input_shape) + 1 or tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(f"Sequential: expected input of shape (N, "
+                             f"{', '.join(map(str, self.input_shape))}), got {tuple(x.shape)}")
+        if x.shape[0] == 0:
+            raise ValueError("Sequential: the batch is empty; pass at least one sample")
+        return self.backend.xp.ascontiguousarray(x)
 
     # -- running ------------------------------------------------------------
     def forward(self, x):
-        """x (N, *input_shape), a backend array of the model's dtype -> logits (N, K)."""
-        for layer, relu in self.steps:
-            x = layer.forward(x, relu=True) if relu else layer.forward(x)
-        return x
+        """x (N, *input_shape), a backend array of the model's dtype -> logits (N, K), a new array."""
+        out = self._shards[0].forward(self._check_batch(x))
+        return ops.to_public(out, self.backend).copy()
 
-    def backward(self, dlogits):
-        """Back-propagate dlogits (N, K); fills every layer's ``grads``."""
-        dy = dlogits
-        for i in range(len(self.steps) - 1, -1, -1):
-            # The first layer's input gradient is never used: skip its col2im/GEMM.
-            dy = self.steps[i][0].backward(dy, need_dx=i > 0)
-        return dy
+    def backward(self, dlogits, input_grad=True):
+        """Back-propagate dlogits (N, K) through the last ``forward``; fills ``flat_grads``
+        (``layer.grads``) and returns dL/dx (N, *input_shape), or None with input_grad=False
+        (training skips the first layer's input gradient)."""
+        dx = self._shards[0].backward(self.backend.xp.ascontiguousarray(dlogits), input_grad)
+        return ops.to_public(dx, self.backend).copy() if input_grad else None
 
     def loss(self, x, labels):
-        """Forward + softmax cross-entropy: (loss, dlogits, logits)."""
-        logits = self.forward(x)
-        loss, dlogits = self.backend.softmax_cross_entropy(logits, labels)
-        return loss, dlogits, logits
+        """Forward + softmax cross-entropy of one batch: (mean loss, dlogits, logits)."""
+        shard = self._shards[0]
+        logits = shard.forward(self._check_batch(x))
+        labels = self._check_labels(labels, x.shape[0])
+        loss, dlogits = shard.loss_fn(logits, labels, self.backend, None, shard.ws)
+        return loss, dlogits, logits.copy()
 
     def train_step(self, x, labels, optimizer):
-        """One SGD step on a batch already on the backend: returns (loss, number correct)."""
-        loss, dlogits, logits = self.loss(x, labels)
-        self.backward(dlogits)
+        """One step on a batch already on the backend: forward, backward, one update of every
+        parameter.  Returns (mean loss, number correct)."""
+        x = self._check_batch(x)
+        labels = self._check_labels(labels, x.shape[0])
+        loss, correct = self._train_step(x, labels)
         optimizer.step(self)
-        return loss, int((logits.argmax(axis=1) == labels).sum())
+        return loss, correct
 
-    def _host_batches(self, x, batch_size):
-        x = np.asarray(self.backend.to_numpy(x)) if self.backend.is_array(x) else np.asarray(x)
-        if x.shape[1:] != self.input_shape:
+    def _train_step(self, x, labels):
+        """Each shard's forward and backward, then the sum of their gradients in flat_grads."""
+        n = x.shape[0]
+        calls = [(shard, x[a:b], labels[a:b], n)
+                 for shard, (a, b) in zip(self._shards, shard_bounds(n, self.threads))]
+        results = self._runner.map(lambda shard, *args: shard.train(*args), calls)
+        used = [shard.flat_grads for shard, *_ in calls]
+        sum_gradients(used[0], used[1:])
+        return sum(r[0] for r in results), sum(r[1] for r in results)
+
+    def _check_labels(self, labels, n):
+        """Integer class indices, shape (n,), in [0, classes): checked once, so kernels can trust them."""
+        xp = self.backend.xp
+        labels = xp.asarray(labels)
+        if labels.dtype.kind not in "iu" or labels.shape != (n,):
+            raise ValueError(f"Sequential: labels must be {n} integer class indices, shape ({n},), "
+                             f"got {labels.dtype} of shape {tuple(labels.shape)}; one-hot or "
+                             "float labels: take labels.argmax(axis=1) or labels.astype(int)")
+        classes = self.output_shape[0]
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or high >= classes:
+            bad = low if low < 0 else high
+            raise ValueError(f"Sequential: label {bad} is out of range: this model has "
+                             f"{classes} outputs, so labels must be in [0, {classes - 1}]")
+        return labels
+
+    def _batches(self, x, batch_size):
+        """(start, backend batch) over host or backend inputs."""
+        if not isinstance(x, self.backend.xp.ndarray):
+            x = np.asarray(x)
+        if tuple(x.shape[1:]) != self.input_shape:
             raise ValueError(f"Sequential: expected inputs of shape (N, "
-                             f"{', '.join(map(str, self.input_shape))}), got {x.shape}")
+                             f"{', '.join(map(str, self.input_shape))}), got {tuple(x.shape)}")
         for start in range(0, len(x), batch_size):
             yield start, self.backend.asarray(x[start:start + batch_size], dtype=self.dtype)
 
+    def _sharded(self, method, xb, yb):
+        """Sum over the shards of shard.<method>(x part, y part)."""
+        calls = [(shard, xb[a:b], yb[a:b])
+                 for shard, (a, b) in zip(self._shards, shard_bounds(len(xb), self.threads))]
+        results = self._runner.map(lambda shard, *args: getattr(shard, method)(*args), calls)
+        return tuple(sum(r[i] for r in results) for i in range(2))
+
     def predict(self, x, batch_size=500):
         """Class indices (numpy int64, (N,)) for host or backend inputs (N, *input_shape)."""
-        out = [self.backend.to_numpy(self.forward(xb).argmax(axis=1))
-               for _, xb in self._host_batches(x, batch_size)]
+        out = []
+        for _, xb in self._batches(x, batch_size):
+            parts = [(shard, xb[a:b]) for shard, (a, b) in
+                     zip(self._shards, shard_bounds(len(xb), self.threads))]
+            out += self._runner.map(
+                lambda shard, xs: self.backend.to_numpy(shard.forward(xs).argmax(axis=1)), parts)
         return np.concatenate(out).astype(np.int64)
 
     def evaluate(self, x, labels, batch_size=250):
-        """(mean loss, accuracy) over host or backend inputs."""
-        labels = np.asarray(self.backend.to_numpy(labels))
+        """(mean loss, accuracy) over host or backend inputs; the same for any batch size."""
+        n = len(labels)
+        labels = self._check_labels(self.backend.asarray(labels), n)
         total_loss, correct = 0.0, 0
-        for start, xb in self._host_batches(x, batch_size):
-            yb = labels[start:start + len(xb)]
-            logits = self.forward(xb)
-            loss, _ = self.backend.softmax_cross_entropy(logits, self.backend.asarray(yb))
-            total_loss += loss * len(xb)
-            correct += int((self.backend.to_numpy(logits.argmax(axis=1)) == yb).sum())
-        return total_loss / len(labels), correct / len(labels)
+        for start, xb in self._batches(x, batch_size):
+            loss, hits = self._sharded("score", xb, labels[start:start + len(xb)])
+            total_loss, correct = total_loss + loss, correct + hits
+        return total_loss / n, correct / n
 
     # -- parameters ---------------------------------------------------------
     def params(self):
-        """[(name, array)] of every parameter, e.g. ('conv2d.w', w)."""
+        """[(name, array)] of every parameter, e.g. ('conv2d.w', w): views of flat_params."""
         return [(f"{layer.name}.{k}", p) for layer in self.layers for k, p in layer.params.items()]
 
     def grads(self):
-        """[(name, array)] aligned with params()."""
+        """[(name, array)] aligned with params(): views of flat_grads."""
         return [(f"{layer.name}.{k}", layer.grads[k]) for layer in self.layers
                 for k in layer.params]
 
     def num_params(self):
-        return sum(layer.num_params() for layer in self.layers)
+        return int(self.flat_params.size)
 
     def summary(self, print_fn=print):
-        """A table of layer, output shape and parameter count, like Keras; returned and printed."""
-        rows = [(f"{layer.name} ({type(layer).__name__})",
-                 str((None,) + layer.output_shape), f"{layer.num_params():,}")
+        """A table of layer, output shape, parameter count and convolution algorithm, like
+        Keras's; returned and printed."""
+        algorithm = {layer: step.algorithm for step in self.plan for layer in step.layers
+                     if isinstance(layer, Conv2D)}
+        rows = [(f"{layer.name} ({type(layer).__name__})", str((None,) + layer.output_shape),
+                 f"{layer.num_params():,}", algorithm.get(layer) or "")
                 for layer in self.layers]
-        heads = ("Layer (type)", "Output Shape", "Param #")
+        heads = ("Layer (type)", "Output Shape", "Param #", "Algorithm")
         widths = [max(len(h), *(len(r[i]) for r in rows)) + 2 for i, h in enumerate(heads)]
         line = lambda cells: "".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
         rule = "=" * sum(widths)
         text = "\n".join([
             f'Model: "sequential"  input {(None,) + self.input_shape}  backend {self.backend.name}'
-            f"  dtype {self.dtype}",
+            f"  dtype {self.dtype}  threads {self.threads}",
             rule, line(heads), rule, *(line(r) for r in rows), rule,
             f"Total params: {self.num_params():,}",
             f"Trainable params: {self.num_params():,}",
@@ -167,7 +293,7 @@ class Sequential:
             f.write(buffer.getvalue())
 
 
-def from_architecture(arch, backend="numpy", dtype=None):
+def from_architecture(arch, backend="numpy", dtype=None, threads=1):
     """Rebuild a freshly initialised model from an ``architecture()`` dict."""
     layers = []
     for spec in arch["layers"]:
@@ -177,10 +303,10 @@ def from_architecture(arch, backend="numpy", dtype=None):
             raise ValueError(f"unknown layer type in architecture: {spec}")
         layers.append(cls(**spec))
     return Sequential(layers, tuple(arch["input_shape"]), backend=backend,
-                      dtype=dtype or arch["dtype"], seed=arch.get("seed", 0))
+                      dtype=dtype or arch["dtype"], seed=arch.get("seed", 0), threads=threads)
 
 
-def load(path, backend="numpy", dtype=None):
+def load(path, backend="numpy", dtype=None, threads=1):
     """Load a model written by ``Sequential.save``; raises ValueError for any other file."""
     try:
         with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
@@ -195,7 +321,7 @@ def load(path, backend="numpy", dtype=None):
     except Exception as exc:  # zip, JSON and key errors all mean "not one of ours"
         raise ValueError(f"{path}: not a minicnn model file ({exc}); "
                          "save one with Sequential.save()") from None
-    model = from_architecture(arch, backend=backend, dtype=dtype)
+    model = from_architecture(arch, backend=backend, dtype=dtype, threads=threads)
     for name, p in model.params():
         if name not in weights or weights[name].shape != p.shape:
             raise ValueError(f"{path}: weights for {name} are missing or have the wrong shape")

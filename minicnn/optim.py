@@ -1,33 +1,36 @@
-"""Optimizers: update a model's parameters in place from its grads, on any backend."""
+"""Optimizers: one update of every parameter of a model per step, on its flat buffers.
+
+The arithmetic is in ``minicnn/ops/update.py`` (a backend may run it as one
+fused kernel, see ``ops.resolve``); an optimizer holds the hyper-parameters and
+its state, flat buffers shaped like ``model.flat_params``.
+"""
 import math
 
-
-def _check_rate(value, name, owner, low_inclusive=False, high=None):
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        ok = (value >= 0 if low_inclusive else value > 0) and (high is None or value < high)
-    if not ok:
-        bounds = f"in [0, {high})" if low_inclusive else "positive" if high is None else f"in (0, {high})"
-        raise ValueError(f"{owner}: {name} must be a finite number {bounds}, got {value!r}")
-    return float(value)
+from . import ops, validate
+from .workspace import Workspace
 
 
 class Optimizer:
     def __init__(self):
-        self._state = {}     # parameter name -> state arrays
+        self._state = None       # flat state buffers, made on the first step
+        self._size = None
 
     def step(self, model):
-        """Update every parameter of ``model`` from the grads of its last backward."""
-        backend = model.backend
-        for (name, p), (_, g) in zip(model.params(), model.grads()):
-            if name not in self._state:
-                self._state[name] = self._init_state(backend, p)
-            self._update(backend, p, g, self._state[name])
+        """Update ``model.flat_params`` from ``model.flat_grads`` (its last backward)."""
+        p, g = model.flat_params, model.flat_grads
+        if self._state is None:
+            self._size, self._ws = p.size, Workspace(model.backend.xp)
+            self._state = self._init_state(model.backend, p)
+        elif p.size != self._size:
+            raise ValueError(f"{type(self).__name__}: this optimizer was used with a model of "
+                             f"{self._size:,} parameters; make a new one for this model "
+                             f"({p.size:,} parameters)")
+        self._update(model.backend, p, g)
 
     def _init_state(self, backend, p):
-        return None
+        return ()
 
-    def _update(self, backend, p, g, state):
+    def _update(self, backend, p, g):
         raise NotImplementedError
 
 
@@ -36,14 +39,18 @@ class SGD(Optimizer):
 
     def __init__(self, lr, momentum=0.0):
         super().__init__()
-        self.lr = _check_rate(lr, "lr", "SGD")
-        self.momentum = _check_rate(momentum, "momentum", "SGD", low_inclusive=True, high=1)
+        self.lr = validate.number(lr, "lr", "SGD")
+        self.momentum = validate.number(momentum, "momentum", "SGD", high=1, low_inclusive=True)
 
     def _init_state(self, backend, p):
-        return backend.xp.zeros_like(p) if self.momentum else p   # p stands in, never read
+        return (backend.xp.zeros_like(p),) if self.momentum else ()
 
-    def _update(self, backend, p, g, velocity):
-        backend.sgd_update(p, g, velocity, self.lr, self.momentum)
+    def _update(self, backend, p, g):
+        if self.momentum:
+            ops.resolve("momentum_update", backend)(p, g, *self._state, self.lr, self.momentum,
+                                                    backend, self._ws)
+        else:
+            ops.resolve("sgd_update", backend)(p, g, self.lr, backend, self._ws)
 
     def __repr__(self):
         return f"SGD(lr={self.lr}, momentum={self.momentum})"
@@ -54,29 +61,22 @@ class Adam(Optimizer):
 
     def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8):
         super().__init__()
-        self.lr = _check_rate(lr, "lr", "Adam")
-        self.beta1 = _check_rate(beta1, "beta1", "Adam", low_inclusive=True, high=1)
-        self.beta2 = _check_rate(beta2, "beta2", "Adam", low_inclusive=True, high=1)
-        self.eps = _check_rate(eps, "eps", "Adam")
+        self.lr = validate.number(lr, "lr", "Adam")
+        self.beta1 = validate.number(beta1, "beta1", "Adam", high=1, low_inclusive=True)
+        self.beta2 = validate.number(beta2, "beta2", "Adam", high=1, low_inclusive=True)
+        self.eps = validate.number(eps, "eps", "Adam")
         self.t = 0
-
-    def step(self, model):
-        self.t += 1
-        super().step(model)
 
     def _init_state(self, backend, p):
         return backend.xp.zeros_like(p), backend.xp.zeros_like(p)
 
-    def _update(self, backend, p, g, state):
-        m, v = state
-        m *= self.beta1
-        m += (1 - self.beta1) * g
-        v *= self.beta2
-        v += (1 - self.beta2) * (g * g)
-        # Fold both bias corrections into the step size (same maths, one pass fewer).
-        step = self.lr * math.sqrt(1 - self.beta2 ** self.t) / (1 - self.beta1 ** self.t)
-        eps_hat = self.eps * math.sqrt(1 - self.beta2 ** self.t)
-        p -= step * m / (backend.xp.sqrt(v) + eps_hat)
+    def _update(self, backend, p, g):
+        self.t += 1
+        # Both bias corrections folded into the step size and epsilon (same maths, fewer passes).
+        lr_t = self.lr * math.sqrt(1 - self.beta2 ** self.t) / (1 - self.beta1 ** self.t)
+        eps_t = self.eps * math.sqrt(1 - self.beta2 ** self.t)
+        ops.resolve("adam_update", backend)(p, g, *self._state, lr_t, self.beta1, self.beta2,
+                                            eps_t, backend, self._ws)
 
     def __repr__(self):
         return f"Adam(lr={self.lr}, beta1={self.beta1}, beta2={self.beta2}, eps={self.eps})"

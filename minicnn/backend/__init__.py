@@ -6,7 +6,7 @@ compiler) only matters when that backend is asked for.
 import importlib
 import os
 
-from .base import Backend, Window, window
+from .base import Backend
 
 # name -> (module, class); "auto" tries AUTO_ORDER, fastest first.
 _REGISTRY = {
@@ -61,5 +61,5 @@ def get_backend(name=None) -> Backend:
     return _instances[name]
 
 
-__all__ = ["Backend", "BackendUnavailable", "Window", "window", "get_backend",
+__all__ = ["Backend", "BackendUnavailable", "get_backend",
            "available_backends", "backend_names", "backend_class"]

@@ -1,23 +1,23 @@
 """Pure NumPy backend: the reference every other backend is tested against."""
 import numpy as np
 
-from .base import Backend, Window
+from .base import Backend
 
 
-def _padded(x, g: Window, fill):
-    """x padded so that every window of g lies inside it."""
-    n, c, h, w = x.shape
+def _padded(x, g, fill):
+    """x (C, N, H, W) padded so that every window of g lies inside it."""
+    c, n, h, w = x.shape
     hp = max(h + g.pad_top, (g.oh - 1) * g.sh + g.kh)
     wp = max(w + g.pad_left, (g.ow - 1) * g.sw + g.kw)
-    out = np.full((n, c, hp, wp), fill, dtype=x.dtype)
+    out = np.full((c, n, hp, wp), fill, dtype=x.dtype)
     rows = min(h, hp - g.pad_top)
     cols = min(w, wp - g.pad_left)
     out[:, :, g.pad_top:g.pad_top + rows, g.pad_left:g.pad_left + cols] = x[:, :, :rows, :cols]
     return out
 
 
-def _window_view(xpad, g: Window, ky, kx):
-    """(N, C, OH, OW) view of the elements at offset (ky, kx) of every window."""
+def _window_view(xpad, g, ky, kx):
+    """(C, N, OH, OW) view of the elements at offset (ky, kx) of every window."""
     return xpad[:, :, ky:ky + g.sh * (g.oh - 1) + 1:g.sh, kx:kx + g.sw * (g.ow - 1) + 1:g.sw]
 
 
@@ -25,38 +25,40 @@ class NumpyBackend(Backend):
     name = "numpy"
     xp = np
 
-    def im2col(self, x, g):
-        n, c = x.shape[:2]
+    def im2col(self, x, g, out):
+        c, n = x.shape[:2]
         xpad = _padded(x, g, 0)
-        col = np.empty((c, g.kh, g.kw, n, g.oh, g.ow), dtype=x.dtype)
+        col = out.reshape(c, g.kh, g.kw, n, g.oh, g.ow)
         for ky in range(g.kh):
             for kx in range(g.kw):
-                col[:, ky, kx] = _window_view(xpad, g, ky, kx).transpose(1, 0, 2, 3)
-        return col.reshape(c * g.kh * g.kw, n * g.oh * g.ow)
+                col[:, ky, kx] = _window_view(xpad, g, ky, kx)
+        return out
 
-    def col2im(self, col, x_shape, g):
-        n, c, h, w = x_shape
+    def col2im(self, col, g, out):
+        c, n, h, w = out.shape
         col6 = col.reshape(c, g.kh, g.kw, n, g.oh, g.ow)
-        dxpad = _padded(np.zeros(x_shape, dtype=col.dtype), g, 0)
+        dxpad = _padded(np.zeros_like(out), g, 0)
         for ky in range(g.kh):
             for kx in range(g.kw):
-                _window_view(dxpad, g, ky, kx)[...] += col6[:, ky, kx].transpose(1, 0, 2, 3)
-        return np.ascontiguousarray(dxpad[:, :, g.pad_top:g.pad_top + h, g.pad_left:g.pad_left + w])
+                _window_view(dxpad, g, ky, kx)[...] += col6[:, ky, kx]
+        out[...] = dxpad[:, :, g.pad_top:g.pad_top + h, g.pad_left:g.pad_left + w]
+        return out
 
-    def maxpool_forward(self, x, g):
-        n, c, h, w = x.shape
+    def maxpool_forward(self, x, g, out, argmax):
+        w = x.shape[3]
         xpad = _padded(x, g, -np.inf)
         windows = np.stack([_window_view(xpad, g, ky, kx)
-                            for ky in range(g.kh) for kx in range(g.kw)])  # (KH*KW, N, C, OH, OW)
-        k = windows.argmax(axis=0)   # first maximum in row-major window order
-        y = np.take_along_axis(windows, k[None], axis=0)[0]
+                            for ky in range(g.kh) for kx in range(g.kw)])  # (KH*KW, C, N, OH, OW)
+        k = windows.argmax(axis=0)   # first maximum in row-major window order; a NaN wins
+        out[...] = np.take_along_axis(windows, k[None], axis=0)[0]
         rows = np.arange(g.oh).reshape(-1, 1) * g.sh - g.pad_top + k // g.kw
         cols = np.arange(g.ow) * g.sw - g.pad_left + k % g.kw
-        return np.ascontiguousarray(y), (rows * w + cols).astype(np.int32)
+        argmax[...] = rows * w + cols
+        return out, argmax
 
-    def maxpool_backward(self, dy, argmax, x_shape, g):
-        n, c, h, w = x_shape
-        plane = np.arange(n * c, dtype=np.int64).reshape(n, c, 1, 1) * (h * w)
+    def maxpool_backward(self, dy, argmax, g, out):
+        c, n, h, w = out.shape
+        plane = np.arange(c * n, dtype=np.int64).reshape(c, n, 1, 1) * (h * w)
         flat = (plane + argmax).ravel()
-        dx = np.bincount(flat, weights=dy.ravel(), minlength=n * c * h * w)
-        return dx.astype(dy.dtype).reshape(x_shape)
+        out.reshape(-1)[...] = np.bincount(flat, weights=dy.ravel(), minlength=out.size)
+        return out

@@ -1,14 +1,64 @@
-"""Pure operations: ``<op>_forward(...) -> (out, cache)`` and ``<op>_backward(dout, cache)``.
+"""Pure operations: ``<op>_forward(...) -> (out, cache)`` and ``<op>_backward(dout, cache, ...)``.
 
-They do their math through the backend passed in (``backend.xp`` and its kernels)
-and never import an array library themselves.
+They do their math with the backend passed in (``backend.xp`` and its few
+kernels) and never import an array library.  Images are (C, N, H, W) here
+(see layout.py).  Every op takes an optional workspace ``ws`` last: a model
+passes one so that its steps reuse their buffers.
+
+Conventions, so that a model's plan can run any of them:
+    forward(x, *params, *static, backend, ws) -> (y, cache)
+    backward(dy, cache, need_dx, ws) -> (dx or None, *param_grads)   ops with parameters
+    backward(dy, cache, ws) -> dx                                    ops without
+
+``REFERENCE`` names every op a backend may replace with a faster kernel of the
+same signature (``Backend.fused``); ``resolve`` picks the backend's kernel
+where it has one.  Convolution entries are named "<pattern>/<algorithm>".
 """
+from typing import Callable, NamedTuple
+
 from .activation import relu_backward, relu_forward, sigmoid_backward, sigmoid_forward
 from .conv import conv2d_backward, conv2d_forward
 from .dense import dense_backward, dense_forward
+from .fused import (conv_relu_backward, conv_relu_forward, conv_relu_pool_backward,
+                    conv_relu_pool_forward)
+from .layout import flatten_backward, flatten_forward, to_internal, to_public
 from .loss import softmax_cross_entropy
 from .pool import maxpool_backward, maxpool_forward
+from .update import adam_update, momentum_update, sgd_update
 
-__all__ = ["conv2d_forward", "conv2d_backward", "maxpool_forward", "maxpool_backward",
-           "relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward",
-           "dense_forward", "dense_backward", "softmax_cross_entropy"]
+
+class OpPair(NamedTuple):
+    forward: Callable
+    backward: Callable
+
+
+REFERENCE = {
+    "conv2d/im2col": OpPair(conv2d_forward, conv2d_backward),
+    "conv_relu/im2col": OpPair(conv_relu_forward, conv_relu_backward),
+    "conv_relu_pool/im2col": OpPair(conv_relu_pool_forward, conv_relu_pool_backward),
+    "softmax_cross_entropy": softmax_cross_entropy,
+    "sgd_update": sgd_update,
+    "momentum_update": momentum_update,
+    "adam_update": adam_update,
+}
+
+
+def reference_of(name):
+    """The reference an entry of ``Backend.fused`` is tested against: the same op, or for
+    another convolution algorithm the same pattern computed by im2col."""
+    return REFERENCE[name.split("/")[0] + "/im2col" if "/" in name else name]
+
+
+def resolve(name, backend):
+    """The backend's fused kernel for op ``name`` where it has one, else the reference
+    (None where neither exists, e.g. an algorithm this backend does not have)."""
+    return backend.fused.get(name) or REFERENCE.get(name)
+
+
+__all__ = ["OpPair", "REFERENCE", "reference_of", "resolve",
+           "conv2d_forward", "conv2d_backward", "conv_relu_forward", "conv_relu_backward",
+           "conv_relu_pool_forward", "conv_relu_pool_backward",
+           "maxpool_forward", "maxpool_backward", "relu_forward", "relu_backward",
+           "sigmoid_forward", "sigmoid_backward", "dense_forward", "dense_backward",
+           "flatten_forward", "flatten_backward", "to_internal", "to_public",
+           "softmax_cross_entropy", "sgd_update", "momentum_update", "adam_update"]

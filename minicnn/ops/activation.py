@@ -1,5 +1,7 @@
 """Elementwise activations.  Both keep their output: the derivative is a function of it."""
-from typing import NamedTuple, Any
+from typing import Any, NamedTuple
+
+from ..workspace import Workspace
 
 
 class ActivationCache(NamedTuple):
@@ -7,25 +9,38 @@ class ActivationCache(NamedTuple):
     backend: Any
 
 
-def relu_forward(x, backend):
-    """y = max(x, 0), any shape."""
-    y = backend.relu_forward(x)
+def relu_forward(x, backend, ws=None):
+    """y = max(x, 0), any shape; NaN stays NaN."""
+    ws = ws or Workspace(backend.xp)
+    y = backend.xp.maximum(x, 0, out=ws.empty("y", x.shape, x.dtype))
     return y, ActivationCache(y, backend)
 
 
-def relu_backward(dy, cache):
+def relu_backward(dy, cache, ws=None):
     """dx = dy where y > 0 (equivalently x > 0), else 0."""
-    return cache.backend.relu_backward(dy, cache.y)
+    xp = cache.backend.xp
+    ws = ws or Workspace(xp)
+    mask = xp.greater(cache.y, 0, out=ws.empty("mask", dy.shape, bool))
+    return xp.multiply(dy, mask, out=ws.empty("dx", dy.shape, dy.dtype))
 
 
-def sigmoid_forward(x, backend):
+def sigmoid_forward(x, backend, ws=None):
     """y = 1 / (1 + exp(-x)), written with tanh so large |x| cannot overflow."""
     xp = backend.xp
-    y = 0.5 * (xp.tanh(0.5 * x) + 1)
+    ws = ws or Workspace(xp)
+    y = ws.empty("y", x.shape, x.dtype)
+    xp.multiply(x, 0.5, out=y)
+    xp.tanh(y, out=y)
+    y += 1
+    y *= 0.5
     return y, ActivationCache(y, backend)
 
 
-def sigmoid_backward(dy, cache):
+def sigmoid_backward(dy, cache, ws=None):
     """dx = dy * y * (1 - y)."""
-    y = cache.y
-    return dy * y * (1 - y)
+    xp, y = cache.backend.xp, cache.y
+    ws = ws or Workspace(xp)
+    dx = xp.subtract(1, y, out=ws.empty("dx", dy.shape, dy.dtype))
+    dx *= y
+    dx *= dy
+    return dx

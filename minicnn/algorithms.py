@@ -1,0 +1,54 @@
+"""Convolution algorithms, chosen per layer the way cuDNN chooses them.
+
+    im2col    columns + one GEMM (ops/conv.py): any geometry, every backend; the reference
+    direct    sliding-window sums over contiguous pixels, no columns; stride 1.  Cheapest
+              where the GEMM would be tiny: few input channels (the first layer)
+    winograd  F(2x2, 3x3): each 2x2 output tile from a 4x4 input tile with 16 instead of
+              36 multiplications per channel pair; 3x3 kernels, stride 1, enough channels
+
+A backend lists the algorithms it has as entries "conv2d/<algorithm>" of
+``Backend.fused``; im2col is always there.  ``auto`` picks by the layer's
+shape with the rules below, measured on the lab model (docs/results.md).
+"""
+ALGORITHMS = ("im2col", "direct", "winograd")
+
+# auto: direct up to this many input channels, Winograd from this many on (3x3, stride 1).
+DIRECT_MAX_CHANNELS = 4
+WINOGRAD_MIN_CHANNELS = 32
+
+
+def why_not(algorithm, conv):
+    """None where ``algorithm`` can compute the (built) Conv2D layer ``conv``, else the reason."""
+    g = conv.g
+    if algorithm == "direct" and (g.sh, g.sw) != (1, 1):
+        return f"it needs stride 1, this layer has stride {g.sh}x{g.sw}"
+    if algorithm == "winograd" and ((g.kh, g.kw) != (3, 3) or (g.sh, g.sw) != (1, 1)):
+        return (f"it needs a 3x3 kernel with stride 1, this layer has a {g.kh}x{g.kw} kernel "
+                f"with stride {g.sh}x{g.sw}")
+    return None
+
+
+def available(backend):
+    return [a for a in ALGORITHMS if a == "im2col" or f"conv2d/{a}" in backend.fused]
+
+
+def choose(conv, backend):
+    """The algorithm for ``conv`` on ``backend``: its own choice if it names one (checked),
+    else the rule for its shape among those the backend has."""
+    have = available(backend)
+    if conv.algorithm != "auto":
+        if conv.algorithm not in have:
+            raise ValueError(f"{conv.name}: algorithm {conv.algorithm!r} is not available on "
+                             f"backend {backend.name!r} (it has: {', '.join(have)})")
+        reason = why_not(conv.algorithm, conv)
+        if reason:
+            raise ValueError(f"{conv.name}: algorithm {conv.algorithm!r} cannot run this layer: "
+                             f"{reason}; use 'im2col' or 'auto'")
+        return conv.algorithm
+    channels = conv.input_shape[0]
+    if "direct" in have and channels <= DIRECT_MAX_CHANNELS and not why_not("direct", conv):
+        return "direct"
+    if ("winograd" in have and channels >= WINOGRAD_MIN_CHANNELS
+            and not why_not("winograd", conv)):
+        return "winograd"
+    return "im2col"

@@ -1,0 +1,25 @@
+"""Optimizer updates in one pass over the flat parameter buffer."""
+import math
+
+from . import kernel
+
+
+@kernel
+def sgd_update(p, g, lr):
+    for i in range(p.size):
+        p[i] -= lr * g[i]
+
+
+@kernel
+def momentum_update(p, g, v, lr, momentum):
+    for i in range(p.size):
+        v[i] = momentum * v[i] - lr * g[i]
+        p[i] += v[i]
+
+
+@kernel
+def adam_update(p, g, m, v, lr_t, beta1, beta2, eps_t):
+    for i in range(p.size):
+        m[i] = beta1 * m[i] + (1 - beta1) * g[i]
+        v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i]
+        p[i] -= lr_t * m[i] / (math.sqrt(v[i]) + eps_t)

@@ -1,0 +1,77 @@
+"""Argument checks shared by the layers, the optimizers and the command line.
+
+One family with one wording: each check returns the cleaned value or raises
+TypeError (wrong kind of value) or ValueError (right kind, wrong value) with a
+message "<owner>: <name> must be <requirement>, got <value>".  The command line
+wraps the same checks (``minicnn.cli_helpers``), so a flag and a constructor
+argument are refused in the same words.
+"""
+import math
+import numbers
+
+
+def _prefix(owner, name):
+    return f"{owner}: {name} " if owner else f"{name} " if name else ""
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def positive_int(value, name, owner=None):
+    """An int > 0."""
+    if not _is_int(value):
+        raise TypeError(f"{_prefix(owner, name)}must be a positive int, got {value!r}")
+    if value <= 0:
+        raise ValueError(f"{_prefix(owner, name)}must be a positive int, got {value!r}")
+    return int(value)
+
+
+def positive_pair(value, name, owner=None):
+    """An int > 0 or a pair of them (height, width) -> (int, int)."""
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2 or not all(_is_int(v) for v in pair):
+        raise TypeError(f"{_prefix(owner, name)}must be a positive int or a pair of them, "
+                        f"got {value!r}")
+    if min(pair) <= 0:
+        raise ValueError(f"{_prefix(owner, name)}must be a positive int or a pair of them, "
+                         f"got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def padding(value, owner=None):
+    """'valid', 'same', an int >= 0 or a pair of them (pad_h, pad_w)."""
+    if isinstance(value, str):
+        if value not in ("valid", "same"):
+            raise ValueError(f"{_prefix(owner, 'padding')}must be 'valid', 'same', an int >= 0 "
+                             f"or a (pad_h, pad_w) pair, got {value!r}")
+        return value
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2 or not all(_is_int(v) for v in pair):
+        raise TypeError(f"{_prefix(owner, 'padding')}must be 'valid', 'same', an int >= 0 "
+                        f"or a (pad_h, pad_w) pair, got {value!r}")
+    if min(pair) < 0:
+        raise ValueError(f"{_prefix(owner, 'padding')}must be >= 0, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def number(value, name, owner=None, low=0.0, high=math.inf, low_inclusive=False):
+    """A finite real number in (low, high) (or [low, high) with low_inclusive) -> float."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{_prefix(owner, name)}must be a number, got {value!r}")
+    value = float(value)
+    above = value >= low if low_inclusive else value > low
+    if not (math.isfinite(value) and above and value < high):
+        if high == math.inf:
+            wanted = "a finite number >= 0" if low_inclusive else "a positive finite number"
+        else:
+            wanted = f"in [{low:g}, {high:g})" if low_inclusive else f"in ({low:g}, {high:g})"
+        raise ValueError(f"{_prefix(owner, name)}must be {wanted}, got {value!r}")
+    return value
+
+
+def one_of(value, choices, name, owner=None):
+    if value not in choices:
+        raise ValueError(f"{_prefix(owner, name)}must be one of {', '.join(map(repr, choices))}, "
+                         f"got {value!r}")
+    return value
