@@ -1,27 +1,13 @@
 """What the study scripts share: flags, data, resumable result points, the run loop."""
-import argparse
 import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from minicnn.cli import ArgumentParser, add_data_flags, fail, positive_int  # noqa: E402,F401
+from minicnn.cli_helpers import (ArgumentParser, add_data_flags, fail, number_list,  # noqa: E402,F401
+                                 positive_int)
 from minicnn.report import write_json  # noqa: E402
-
-
-def number_list(kind):
-    """argparse type: a comma-separated list of positive numbers."""
-    def parse(text):
-        try:
-            values = [kind(v) for v in text.split(",") if v.strip()]
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of "
-                                             f"{kind.__name__}s") from None
-        if not values or any(not v > 0 for v in values):
-            raise argparse.ArgumentTypeError(f"{text!r}: every value must be positive")
-        return values
-    return parse
 
 
 def add_common_flags(p, out_default):

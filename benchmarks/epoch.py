@@ -1,18 +1,25 @@
-"""One epoch of the lab model: minicnn's backends beside PyTorch and TensorFlow.
+"""One epoch of the lab model: minicnn beside PyTorch and TensorFlow, at 1 and 2 threads.
 
-    python benchmarks/epoch.py                       # 16 filters, batch 50, 3 repeats
-    python benchmarks/epoch.py --filters 64 --threads 2 --repeats 5 --out results/epoch64
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/epoch.py
+    python benchmarks/epoch.py --filters 64 --threads 1,2 --repeats 5 --out results/epoch64
 
 Every contender trains the identical model (same layers, same initialisation
-scheme, SGD 0.1, batch 50) for one epoch of 55,000 images, in this one
-process, alternating contenders within each repeat.  Reported: median and
-spread of the epoch time, images per second, ratio to each framework, a
-per-layer forward/backward breakdown for minicnn, the one-time compile time
-(cold caches, measured in a subprocess) and the peak memory of a training
-process (also a subprocess, so the frameworks' memory does not count).
+scheme, SGD 0.1, batch 50) for one epoch of 55,000 MNIST-shaped images.  Each
+(contender, thread count) lives in its own worker process, so thread settings
+(which TensorFlow fixes at start-up) and thread pools never mix; the workers
+take turns, one epoch each per repeat, so a noisy machine slows all of them
+alike.  minicnn trains through ``minicnn.trainer.train_epoch``, the loop of
+``python -m minicnn.train``.  Reported: median and range of the epoch times,
+images per second, the ratio to the fastest framework at the same thread count
+and at its best thread count, minor page faults per step, the BLAS core type,
+a per-step breakdown of minicnn's plan (each convolution's algorithm named),
+and the one-time costs of a cold start (Numba compilation) and a training
+process's peak memory, each measured in a fresh process.
 """
 import json
+import multiprocessing
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -21,215 +28,283 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import frameworks  # noqa: E402
 
-import minicnn  # noqa: E402
-from minicnn.backend import get_backend  # noqa: E402
-from minicnn.cli import ArgumentParser, positive_int  # noqa: E402
+from minicnn.cli_helpers import ArgumentParser, number_list, positive_int  # noqa: E402
 from minicnn.report import write_json  # noqa: E402
-from minicnn.sysinfo import system_info  # noqa: E402
-from minicnn.threads import configure, current_threads  # noqa: E402
 
-SPEED_BACKENDS = ("numba", "numpy", "cupy")   # cudasim is for correctness, not speed
+PROG = "benchmarks/epoch.py"
+FRAMEWORKS = ("pytorch", "tensorflow")
 
 
 def parse_args(argv=None):
-    p = ArgumentParser(prog="benchmarks/epoch.py", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--filters", type=positive_int, default=16)
     p.add_argument("--batch-size", type=positive_int, default=50)
     p.add_argument("--images", type=positive_int, default=55_000, help="images per epoch")
-    p.add_argument("--threads", type=positive_int, default=os.cpu_count())
+    p.add_argument("--threads", type=number_list(int), default=sorted({1, os.cpu_count()}),
+                   help="comma-separated thread counts, each contender runs at each "
+                        "(default: 1 and all cores)")
     p.add_argument("--repeats", type=positive_int, default=3)
-    p.add_argument("--backends", default=",".join(SPEED_BACKENDS),
-                   help="comma-separated minicnn backends (those unavailable are reported)")
-    p.add_argument("--no-frameworks", action="store_true", help="skip PyTorch and TensorFlow")
-    p.add_argument("--breakdown-steps", type=int, default=100,
-                   help="steps timed layer by layer (0: no breakdown)")
+    p.add_argument("--backends", default="numba",
+                   help="comma-separated minicnn backends (default numba; numpy, cudasim and "
+                        "cupy where it can run)")
+    p.add_argument("--conv-algo", default="auto", help="minicnn's convolution algorithm")
+    p.add_argument("--frameworks", default=",".join(FRAMEWORKS),
+                   help="comma-separated: pytorch, tensorflow (those not installed are reported)")
+    p.add_argument("--breakdown-steps", type=int, default=200,
+                   help="minicnn steps timed step by step of the plan (0: no breakdown)")
     p.add_argument("--no-subprocess", action="store_true",
-                   help="skip the cold-compile and peak-memory measurements")
+                   help="skip the cold-start compile and peak-memory measurements")
     p.add_argument("--out", help="write epoch.json here")
     args = p.parse_args(argv)
     args.backends = [b for b in args.backends.split(",") if b]
+    args.frameworks = [f for f in args.frameworks.split(",") if f]
+    if set(args.frameworks) - set(FRAMEWORKS):
+        p.error(f"--frameworks: use {', '.join(FRAMEWORKS)}, got {','.join(args.frameworks)}")
     return args
 
 
 def synthetic_mnist(n, seed=0):
     """MNIST-shaped data; timings do not depend on the pixel values."""
+    import numpy as np
     rng = np.random.default_rng(seed)
     return rng.random((n, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, n)
 
 
 class MinicnnLab:
-    def __init__(self, backend, filters, threads, units=128, lr=0.1):
-        self.backend = get_backend(backend)
-        self.threads = threads
-        self.model = minicnn.lab_model(filters, units, backend=backend)
-        self.opt = minicnn.SGD(lr)
-        self.name = f"minicnn-{backend}"
+    """The lab model in minicnn, trained by minicnn.trainer.train_epoch."""
 
-    def synchronize(self):
-        self.backend.synchronize()
+    def __init__(self, backend, filters, threads, algorithm="auto"):
+        import minicnn
+        threads = minicnn.configure_threads(threads)
+        self.model = minicnn.lab_model(filters, backend=backend, threads=threads,
+                                       algorithm=algorithm)
+        self.opt = minicnn.SGD(0.1)
+        self.name = f"minicnn-{backend}"
 
     def num_params(self):
         return self.model.num_params()
 
     def train_epoch(self, x, y, batch_size):
-        b = self.backend
-        configure(b.name, self.threads)    # torch/TF in this process may have changed BLAS
+        from minicnn.trainer import train_epoch
+        b = self.model.backend
         x, y = b.asarray(x), b.asarray(y)
-        self.synchronize()
+        order = b.xp.arange(len(y))
+        b.synchronize()
         start = time.perf_counter()
-        for i in range(0, len(y), batch_size):
-            self.model.train_step(x[i:i + batch_size], y[i:i + batch_size], self.opt)
-        self.synchronize()
+        train_epoch(self.model, self.opt, x, y, batch_size, order)
+        b.synchronize()
         return time.perf_counter() - start
 
 
-def layer_breakdown(backend, filters, batch_size, steps, threads):
-    """Mean ms per step of each layer's forward and backward (fused ReLUs go with their layer)."""
-    configure(backend, threads)
-    model = minicnn.lab_model(filters, backend=backend)
-    b, opt = model.backend, minicnn.SGD(0.1)
-    x, y = synthetic_mnist(batch_size)
-    x, y = b.asarray(x), b.asarray(y)
-    for _ in range(3):
-        model.train_step(x, y, opt)
+def make_contender(kind, threads, args):
+    """A contender object, or a string saying why there is none."""
+    import frameworks
+    if kind == "pytorch":
+        return frameworks.make_torch(args.filters, 128, 0.1, threads) or "PyTorch is not installed"
+    if kind == "tensorflow":
+        return frameworks.make_keras(args.filters, 128, 0.1, threads) or "TensorFlow is not installed"
+    from minicnn.backend import BackendUnavailable, get_backend
+    try:
+        get_backend(kind)
+    except (BackendUnavailable, ValueError) as exc:
+        return str(exc)
+    return MinicnnLab(kind, args.filters, threads, args.conv_algo)
+
+
+def worker(conn, kind, threads, args):
+    """A contender in its own process: set up, warm up, then one epoch per request."""
+    try:
+        contender = make_contender(kind, threads, args)
+        if isinstance(contender, str):
+            conn.send({"error": contender})
+            return
+        x, y = synthetic_mnist(args.images)
+        contender.train_epoch(x[:args.batch_size * 5], y[:args.batch_size * 5], args.batch_size)
+        from minicnn.threads import current_threads
+        conn.send({"name": contender.name, "params": contender.num_params(),
+                   "threads": current_threads()})
+        steps = -(-args.images // args.batch_size)
+        while conn.recv() == "epoch":
+            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            seconds = contender.train_epoch(x, y, args.batch_size)
+            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+            conn.send({"seconds": seconds, "faults_per_step": faults / steps})
+    except Exception as exc:  # reported by the parent, which goes on with the others
+        conn.send({"error": f"{type(exc).__name__}: {exc}"})
+
+
+def breakdown(backend, args):
+    """ms per step of every step of minicnn's plan (one thread), timed inside train_epoch."""
+    import minicnn
+    from minicnn.trainer import train_epoch
+    minicnn.configure_threads(1)
+    model = minicnn.lab_model(args.filters, backend=backend, algorithm=args.conv_algo)
+    opt = minicnn.SGD(0.1)
+    b = model.backend
+    x, y = (b.asarray(a) for a in synthetic_mnist(args.batch_size * args.breakdown_steps, 1))
+    order = b.xp.arange(len(y))
     times = defaultdict(float)
 
-    def timed(key, fn, *a, **kw):
-        b.synchronize()
-        t = time.perf_counter()
-        out = fn(*a, **kw)
-        b.synchronize()
-        times[key] += time.perf_counter() - t
-        return out
-    for _ in range(steps):
-        h = x
-        for layer, relu in model.steps:
-            name = layer.name + ("+relu" if relu else "")
-            h = timed(f"{name} forward", layer.forward, h, **({"relu": True} if relu else {}))
-        _, d = timed("loss", b.softmax_cross_entropy, h, y)
-        for i in range(len(model.steps) - 1, -1, -1):
-            layer, relu = model.steps[i]
-            name = layer.name + ("+relu" if relu else "")
-            d = timed(f"{name} backward", layer.backward, d, need_dx=i > 0)
-        timed("sgd update", opt.step, model)
-    total = sum(times.values())
-    return [{"part": k, "ms": 1e3 * v / steps, "share": v / total} for k, v in times.items()]
+    def timed(key, fn):
+        def run(*a, **kw):
+            b.synchronize()
+            t = time.perf_counter()
+            out = fn(*a, **kw)
+            b.synchronize()
+            times[key] += time.perf_counter() - t
+            return out
+        return run
+    shard = model._shards[0]
+    for step in model.plan:
+        label = step.name + (f" [{step.algorithm}]" if step.algorithm else "")
+        step.forward = timed(f"{label} forward", step.forward)
+        step.backward = timed(f"{label} backward", step.backward)
+    shard.loss_fn = timed("softmax cross-entropy", shard.loss_fn)
+    opt.step = timed("sgd update", opt.step)
+    train_epoch(model, opt, x[:args.batch_size * 5], y[:args.batch_size * 5], args.batch_size,
+                order[:args.batch_size * 5])
+    times.clear()
+    start = time.perf_counter()
+    train_epoch(model, opt, x, y, args.batch_size, order)
+    total = time.perf_counter() - start
+    times["other (batching, checks, Python)"] = total - sum(times.values())
+    return [{"part": k, "ms": 1e3 * v / args.breakdown_steps, "share": v / total}
+            for k, v in times.items()]
 
 
 # Peak memory comes from VmHWM: ru_maxrss would report the parent's peak, since Linux
 # carries it across fork and exec.
 CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
+sys.path.insert(0, {bench!r})
 def peak_mib():
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
 t0 = time.perf_counter()
-import numpy as np, minicnn
-model = minicnn.lab_model({filters}, backend="{backend}")
-b, opt = model.backend, minicnn.SGD(0.1)
-x = b.asarray(np.random.default_rng(0).random(({batch}, 1, 28, 28), dtype=np.float32))
-y = b.asarray(np.arange({batch}) % 10)
-t1 = time.perf_counter(); model.train_step(x, y, opt); b.synchronize(); t2 = time.perf_counter()
-model.train_step(x, y, opt); b.synchronize(); t3 = time.perf_counter()
-xs = b.asarray(np.random.default_rng(1).random(({images}, 1, 28, 28), dtype=np.float32))
-ys = b.asarray(np.arange({images}) % 10)
-for i in range(0, {images}, {batch}):
-    model.train_step(xs[i:i + {batch}], ys[i:i + {batch}], opt)
-b.synchronize()
-print(json.dumps({{"import_and_build_s": t1 - t0, "first_step_s": t2 - t1, "second_step_s": t3 - t2,
-                  "peak_rss_mib": peak_mib()}}))
+import epoch
+from minicnn.trainer import train_epoch
+lab = epoch.MinicnnLab({backend!r}, {filters}, None, {algo!r})
+x, y = epoch.synthetic_mnist({images})
+t1 = time.perf_counter(); lab.train_epoch(x[:{batch}], y[:{batch}], {batch}); t2 = time.perf_counter()
+lab.train_epoch(x[:{batch}], y[:{batch}], {batch}); t3 = time.perf_counter()
+lab.train_epoch(x, y, {batch})
+print(json.dumps({{"import_and_build_s": t1 - t0, "first_step_s": t2 - t1,
+                  "second_step_s": t3 - t2, "peak_rss_mib": peak_mib()}}))
 """
 
 
-def one_time_costs(backend, filters, batch, images):
-    """Cold compile (empty Numba and kernel caches) and peak RSS of one epoch, in a subprocess."""
+def one_time_costs(backend, args):
+    """Cold start (empty Numba and kernel caches) and peak RSS of an epoch, in a fresh process."""
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache, MINICNN_CACHE=cache, CUPY_CACHE_DIR=cache)
-        code = CHILD.format(filters=filters, backend=backend, batch=batch, images=images)
+        code = CHILD.format(bench=str(Path(__file__).resolve().parent), backend=backend,
+                            filters=args.filters, algo=args.conv_algo, batch=args.batch_size,
+                            images=args.images)
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                 env=env, timeout=3600)
     if result.returncode != 0:
-        return {"error": result.stderr.strip().splitlines()[-1:]}
+        return {"error": (result.stderr.strip().splitlines() or ["?"])[-1]}
     costs = json.loads(result.stdout.strip().splitlines()[-1])
     costs["compile_s"] = costs["first_step_s"] - costs["second_step_s"]
     return costs
 
 
+def start_workers(args):
+    ctx = multiprocessing.get_context("spawn")
+    workers, notes = {}, []
+    for kind in [*args.backends, *args.frameworks]:
+        for threads in args.threads:
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=worker, args=(child, kind, threads, args), daemon=True)
+            proc.start()
+            hello = parent.recv()
+            if "error" in hello:
+                notes.append(f"{kind} at {threads} thread(s): skipped ({hello['error']})")
+                proc.join()
+                continue
+            workers[(hello["name"], threads)] = (proc, parent, hello)
+    return workers, notes
+
+
+def report(rows, args):
+    """The table, with ratios to the fastest framework at the same and at any thread count."""
+    fw = [r for r in rows if not r["contender"].startswith("minicnn")]
+    best_any = min((r["median_s"] for r in fw), default=None)
+    print(f"\n{'contender':28s} {'thr':>3s} {'median s':>9s} {'min..max':>15s} {'img/s':>7s} "
+          f"{'faults/step':>11s}  vs fastest framework (same threads; any threads)")
+    for r in rows:
+        same = [f["median_s"] for f in fw if f["threads"] == r["threads"]]
+        ratios = ""
+        if r["contender"].startswith("minicnn") and same:
+            r["speedup_same_threads"] = min(same) / r["median_s"]
+            r["speedup_any_threads"] = best_any / r["median_s"]
+            ratios = (f"{r['speedup_same_threads']:.2f}x; {r['speedup_any_threads']:.2f}x "
+                      "faster" if r["speedup_any_threads"] >= 1 else
+                      f"{r['speedup_same_threads']:.2f}x; {r['speedup_any_threads']:.2f}x (slower)")
+        print(f"{r['contender']:28s} {r['threads']:3d} {r['median_s']:9.2f} "
+              f"{r['min_s']:7.2f}..{r['max_s']:<7.2f}{r['images_per_s']:7.0f} "
+              f"{r['faults_per_step']:11.1f}  {ratios}")
+
+
 def main(argv=None):
     args = parse_args(argv)
-    contenders, notes = [], []
-    for name in args.backends:
-        try:
-            get_backend(name)
-        except Exception as exc:
-            notes.append(f"minicnn-{name}: skipped ({exc})")
-            continue
-        contenders.append(MinicnnLab(name, args.filters, args.threads))
-    if not args.no_frameworks:
-        for make, label in ((lambda: frameworks.make_torch(args.filters, 128, 0.1, args.threads),
-                             "pytorch (cpu)"),
-                            (lambda: frameworks.make_torch(args.filters, 128, 0.1, args.threads,
-                                                           "cuda"), "pytorch (cuda)"),
-                            (lambda: frameworks.make_keras(args.filters, 128, 0.1, args.threads),
-                             "tensorflow")):
-            c = make()
-            (contenders.append(c) if c else notes.append(f"{label}: not installed / no device"))
-    x, y = synthetic_mnist(args.images)
+    from minicnn.sysinfo import system_info
+    from minicnn.threads import current_threads
+    workers, notes = start_workers(args)
+    blas = {name: hello["threads"]["blas_libraries"] for (name, _), (_, _, hello) in workers.items()}
     print(f"lab model, {args.filters} filters, batch {args.batch_size}, {args.images:,} images "
-          f"({-(-args.images // args.batch_size)} steps), {args.threads} threads, "
-          f"{args.repeats} repeats; threads now {current_threads()}")
+          f"({-(-args.images // args.batch_size)} steps), threads {args.threads}, {args.repeats} "
+          f"repeats; BLAS core type {current_threads()['blas_core']} "
+          f"(OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')})")
     for note in notes:
         print("  " + note)
-    for c in contenders:
-        assert c.num_params() == contenders[0].num_params(), (c.name, c.num_params())
-        c.train_epoch(x[:args.batch_size * 5], y[:args.batch_size * 5], args.batch_size)  # warm up
-    times = defaultdict(list)
+    results = defaultdict(list)
     for r in range(args.repeats):
-        for c in contenders:
-            times[c.name].append(c.train_epoch(x, y, args.batch_size))
-            print(f"  repeat {r + 1}: {c.name:32s} {times[c.name][-1]:7.2f} s", flush=True)
+        for key, (proc, conn, hello) in workers.items():
+            conn.send("epoch")
+            answer = conn.recv()
+            if "error" in answer:
+                notes.append(f"{key[0]} at {key[1]} thread(s) failed: {answer['error']}")
+                continue
+            results[key].append(answer)
+            print(f"  repeat {r + 1}: {key[0]:28s} {key[1]} thread(s) {answer['seconds']:7.2f} s",
+                  flush=True)
+    for proc, conn, _ in workers.values():
+        conn.send("stop")
+        proc.join(timeout=60)
     rows = []
-    for c in contenders:
-        t = times[c.name]
+    for (name, threads), runs in results.items():
+        t = [run["seconds"] for run in runs]
         med = statistics.median(t)
-        rows.append({"contender": c.name, "median_s": med, "min_s": min(t), "max_s": max(t),
-                     "images_per_s": args.images / med, "runs": t})
-    frameworks_rows = [r for r in rows if not r["contender"].startswith("minicnn")]
-    print(f"\n{'contender':34s} {'median s':>9s} {'min..max':>15s} {'img/s':>8s}  ratios")
-    for r in rows:
-        ratios = "  ".join(f"{f['median_s'] / r['median_s']:.2f}x vs {f['contender'].split()[0]}"
-                           for f in frameworks_rows if r["contender"].startswith("minicnn"))
-        print(f"{r['contender']:34s} {r['median_s']:9.2f} {r['min_s']:7.2f}..{r['max_s']:<7.2f}"
-              f"{r['images_per_s']:8.0f}  {ratios}")
+        rows.append({"contender": name, "threads": threads, "median_s": med, "min_s": min(t),
+                     "max_s": max(t), "images_per_s": args.images / med, "runs": t,
+                     "faults_per_step": statistics.median(run["faults_per_step"] for run in runs),
+                     "blas": blas.get(name)})
+    report(rows, args)
+    for name, libraries in blas.items():
+        print(f"  NumPy's BLAS in the {name} worker: {'; '.join(libraries) or 'none found'}")
     result = {"config": vars(args), "system": system_info(), "threads": current_threads(),
               "epochs": rows, "notes": notes, "breakdown": {}, "one_time": {}}
-    for c in contenders:
-        if not isinstance(c, MinicnnLab):
+    for name in args.backends:
+        if not any(r["contender"] == f"minicnn-{name}" for r in rows):
             continue
-        name = c.backend.name
         if args.breakdown_steps > 0:
-            parts = layer_breakdown(name, args.filters, args.batch_size, args.breakdown_steps,
-                                    args.threads)
+            parts = breakdown(name, args)
             result["breakdown"][name] = parts
-            print(f"\nper-layer breakdown, minicnn-{name} (ms per step, share):")
+            print(f"\nper-step breakdown, minicnn-{name}, 1 thread (ms per training step):")
             for p in parts:
-                print(f"  {p['part']:28s} {p['ms']:7.3f} ms  {100 * p['share']:5.1f}%")
-            print(f"  {'total':28s} {sum(p['ms'] for p in parts):7.3f} ms")
+                print(f"  {p['part']:52s} {p['ms']:8.3f} ms  {100 * p['share']:5.1f}%")
+            print(f"  {'total':52s} {sum(p['ms'] for p in parts):8.3f} ms")
         if not args.no_subprocess:
-            costs = one_time_costs(name, args.filters, args.batch_size, args.images)
+            costs = one_time_costs(name, args)
             result["one_time"][name] = costs
-            print(f"minicnn-{name}: " + ("; ".join(f"{k} {v:.2f}" for k, v in costs.items())
-                                        if "error" not in costs else f"failed: {costs['error']}"))
+            print(f"minicnn-{name} cold start: " + (
+                "; ".join(f"{k} {v:.2f}" for k, v in costs.items()) if "error" not in costs
+                else f"failed: {costs['error']}"))
     if args.out:
         write_json(Path(args.out) / "epoch.json", result)
         print(f"\nwrote {Path(args.out) / 'epoch.json'}")

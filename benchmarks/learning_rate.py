@@ -40,7 +40,7 @@ def parse_args(argv=None):
 
 
 def train_one(lr, args, data, backend, progress):
-    model = minicnn.lab_model(args.filters, backend=backend, seed=args.seed)
+    model = minicnn.lab_model(args.filters, backend=backend, seed=args.seed, threads=args.threads)
     try:
         history = fit(model, minicnn.SGD(lr), data, args.epochs, args.batch_size, args.seed,
                       on_epoch=progress)
@@ -68,8 +68,9 @@ def plot(results, path, yscale):
 
 def main(argv=None):
     args = parse_args(argv)
-    from minicnn.cli import resolve_backend
+    from minicnn.cli_helpers import resolve_backend
     backend = resolve_backend(PROG, args.backend)
+    args.threads = minicnn.configure_threads()
     data = load_data(PROG, args)
     settings = {k: getattr(args, k) for k in ("epochs", "batch_size", "seed", "train_limit",
                                               "dataset", "filters")}

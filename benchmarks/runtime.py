@@ -23,7 +23,6 @@ import minicnn  # noqa: E402
 from minicnn.backend import BackendUnavailable, get_backend  # noqa: E402
 from minicnn.report import finish_figure, new_figure, write_csv, write_json  # noqa: E402
 from minicnn.sysinfo import system_info  # noqa: E402
-from minicnn.threads import configure  # noqa: E402
 from minicnn.trainer import fit  # noqa: E402
 
 PROG = "benchmarks/runtime.py"
@@ -51,8 +50,8 @@ def parse_args(argv=None):
 
 
 def minicnn_point(backend, filters, args, data):
-    configure(backend.name, args.threads)
-    model = minicnn.lab_model(filters, backend=backend, seed=args.seed)
+    threads = minicnn.configure_threads(args.threads)
+    model = minicnn.lab_model(filters, backend=backend, seed=args.seed, threads=threads)
     history = fit(model, minicnn.SGD(0.1), data, args.epochs, args.batch_size, args.seed)
     # Training steps only, like the framework series (fit() synchronises the device
     # before reading the clock); validation time is kept separately.

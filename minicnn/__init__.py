@@ -10,8 +10,10 @@ from .backend import available_backends, get_backend
 from .layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid
 from .model import Sequential, load
 from .optim import SGD, Adam
+from .threads import configure as configure_threads
 from .zoo import lab_model
 
 __version__ = "0.1.0"
 __all__ = ["Sequential", "Conv2D", "MaxPool2D", "ReLU", "Sigmoid", "Flatten", "Dense",
-           "SGD", "Adam", "load", "lab_model", "get_backend", "available_backends"]
+           "SGD", "Adam", "load", "lab_model", "get_backend", "available_backends",
+           "configure_threads"]

@@ -17,9 +17,8 @@ DIRECT_MAX_CHANNELS = 4
 WINOGRAD_MIN_CHANNELS = 32
 
 
-def why_not(algorithm, conv):
-    """None where ``algorithm`` can compute the (built) Conv2D layer ``conv``, else the reason."""
-    g = conv.g
+def why_not(algorithm, g):
+    """None where ``algorithm`` can compute a convolution of geometry ``g``, else the reason."""
     if algorithm == "direct" and (g.sh, g.sw) != (1, 1):
         return f"it needs stride 1, this layer has stride {g.sh}x{g.sw}"
     if algorithm == "winograd" and ((g.kh, g.kw) != (3, 3) or (g.sh, g.sw) != (1, 1)):
@@ -40,15 +39,15 @@ def choose(conv, backend):
         if conv.algorithm not in have:
             raise ValueError(f"{conv.name}: algorithm {conv.algorithm!r} is not available on "
                              f"backend {backend.name!r} (it has: {', '.join(have)})")
-        reason = why_not(conv.algorithm, conv)
+        reason = why_not(conv.algorithm, conv.g)
         if reason:
             raise ValueError(f"{conv.name}: algorithm {conv.algorithm!r} cannot run this layer: "
                              f"{reason}; use 'im2col' or 'auto'")
         return conv.algorithm
     channels = conv.input_shape[0]
-    if "direct" in have and channels <= DIRECT_MAX_CHANNELS and not why_not("direct", conv):
+    if "direct" in have and channels <= DIRECT_MAX_CHANNELS and not why_not("direct", conv.g):
         return "direct"
     if ("winograd" in have and channels >= WINOGRAD_MIN_CHANNELS
-            and not why_not("winograd", conv)):
+            and not why_not("winograd", conv.g)):
         return "winograd"
     return "im2col"

@@ -1,7 +1,7 @@
 """python -m minicnn.evaluate MODEL.npz: test accuracy of a saved model."""
 import sys
 
-from .cli import ArgumentParser, add_data_flags, backend_choices, fail, resolve_backend
+from .cli_helpers import ArgumentParser, add_data_flags, backend_choices, fail, resolve_backend
 
 PROG = "python -m minicnn.evaluate"
 
@@ -14,9 +14,10 @@ def main(argv=None):
     args = p.parse_args(argv)
     from .data import DataError, load_dataset
     from .model import load
+    from .threads import configure
     backend = resolve_backend(PROG, args.backend)
     try:
-        model = load(args.model, backend=backend)
+        model = load(args.model, backend=backend, threads=configure())
     except (OSError, ValueError) as exc:
         fail(PROG, str(exc))
     try:

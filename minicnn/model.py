@@ -228,7 +228,7 @@ class Sequential:
 
     def evaluate(self, x, labels, batch_size=250):
         """(mean loss, accuracy) over host or backend inputs; the same for any batch size."""
-        n = len(labels)
+        n = len(x)
         labels = self._check_labels(self.backend.asarray(labels), n)
         total_loss, correct = 0.0, 0
         for start, xb in self._batches(x, batch_size):

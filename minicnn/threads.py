@@ -1,45 +1,35 @@
-"""Thread counts for the two pools a CPU step uses: Numba's kernels and the BLAS GEMMs.
+"""Threads, set once at an entry point (the command line, a benchmark, or your own call).
 
-Both pools busy-wait for a while after each parallel region.  On a machine
-with few cores, two pools that each want every core slow each other down
-many times over when their regions alternate (measured on 2 cores: 72 ms per
-step with 2 + 2 threads against 9-11 ms with 2 + 1), so the numba backend
-gives BLAS one thread unless told otherwise.
+minicnn uses k cores by cutting each batch into k shards, one thread each
+(``Sequential(threads=k)``, see minicnn/parallel.py), every thread running
+serial kernels.  BLAS must then run one thread per call: two thread pools that
+each want every core fight for them (on 2 cores, 2 Numba + 2 OpenBLAS threads
+measured 72 ms per step against 9 ms with one pool; docs/backends.md).
+Constructing a backend or a model never changes a thread setting.
 """
 import os
 
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_info, threadpool_limits
 
 
-def set_threads(numba_threads=None, blas_threads=None):
-    """Set either pool (None leaves it as it is); returns the counts now in force."""
-    if numba_threads is not None:
-        import numba
-        numba.set_num_threads(min(int(numba_threads), numba.config.NUMBA_NUM_THREADS))
-    if blas_threads is not None:
-        threadpool_limits(int(blas_threads), user_api="blas")
-    return current_threads()
+def default_threads():
+    """One shard per core."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def configure(threads=None):
+    """Single-threaded BLAS for sharded training; returns the shard count to use
+    (``threads``, default: one per core)."""
+    threadpool_limits(1, user_api="blas")
+    return threads or default_threads()
 
 
 def current_threads():
-    from threadpoolctl import threadpool_info
-    blas = [p["num_threads"] for p in threadpool_info() if p.get("user_api") == "blas"]
-    try:
-        import numba
-        nb = numba.get_num_threads()
-    except ImportError:
-        nb = None
-    return {"numba": nb, "blas": blas[0] if blas else None, "cpus": os.cpu_count()}
-
-
-def configure(backend_name, threads=None):
-    """The thread policy for a backend: ``threads`` (default: all cores) caps both pools.
-
-    Under numba, BLAS keeps one thread unless $MINICNN_BLAS_THREADS says otherwise,
-    for the reason in this module's docstring.
-    """
-    threads = threads or os.cpu_count()
-    if backend_name == "numba":
-        blas = int(os.environ.get("MINICNN_BLAS_THREADS", 1))
-        return set_threads(numba_threads=threads, blas_threads=min(blas, threads))
-    return set_threads(blas_threads=threads)
+    """{'blas': threads per call of NumPy's BLAS, 'blas_core': its kernel type (e.g. SkylakeX),
+    'blas_libraries': every BLAS loaded, 'cpus': cores here}."""
+    blas = [p for p in threadpool_info() if p.get("user_api") == "blas"]
+    return {"blas": blas[0]["num_threads"] if blas else None,
+            "blas_core": blas[0].get("architecture") if blas else None,
+            "blas_libraries": [f"{p['internal_api']} {p.get('version')} {p.get('architecture')} "
+                               f"({p['num_threads']} threads)" for p in blas],
+            "cpus": default_threads()}

@@ -1,19 +1,24 @@
 """python -m minicnn.train: train a CNN on MNIST and keep its learning curve.
 
     python -m minicnn.train                       # the lab model, 10 epochs, SGD 0.1, batch 50
-    python -m minicnn.train --backend numba --epochs 2 --filters 32 --out runs/f32
+    python -m minicnn.train --epochs 2 --filters 32 --out runs/f32
     python -m minicnn.train --arch "conv:6:5:same,relu,pool:2,dense:128,sigmoid,dense:10"
+
+Everything that can be checked without the data (flags, --arch, the model's
+shapes, the backend) is checked before the data is read.
 """
 import argparse
 import sys
-import time
+from pathlib import Path
 
 from . import arch as arch_module
-from .cli import (ArgumentParser, add_data_flags, backend_choices, fail, positive_float,
-                  positive_int, resolve_backend)
+from .cli_helpers import (ArgumentParser, add_data_flags, backend_choices, fail, positive_float,
+                          positive_int, resolve_backend)
+from .layers import CONV_ALGORITHMS
 
 PROG = "python -m minicnn.train"
 OPTIMIZERS = ("sgd", "momentum", "adam")
+IMAGE_SHAPE = (1, 28, 28)           # MNIST and Fashion-MNIST alike
 EPOCH_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
                  "seconds", "elapsed", "train_seconds")
 
@@ -36,7 +41,11 @@ def build_parser():
     p.add_argument("--train-limit", type=positive_int, metavar="N",
                    help="train on the first N training images only (quick runs)")
     p.add_argument("--arch", default="lab", help="'lab' or a layer spec (see below)")
-    p.add_argument("--threads", type=positive_int, help="CPU threads for Numba and BLAS")
+    p.add_argument("--conv-algo", default="auto", choices=CONV_ALGORITHMS,
+                   help="convolution algorithm of every conv layer (default: auto, chosen per "
+                        "layer; model.summary() shows the choice)")
+    p.add_argument("--threads", type=positive_int,
+                   help="threads, each training a shard of every batch (default: one per core)")
     p.add_argument("--out", metavar="DIR", help="write metrics.json, metrics.csv, "
                    "learning_curve.png and model.npz here")
     p.add_argument("--quiet", action="store_true", help="only the final summary")
@@ -49,35 +58,37 @@ def make_optimizer(name, lr):
             "adam": lambda: Adam(lr)}[name]()
 
 
-class Progress:
-    """A one-line progress bar on stderr, only on a terminal."""
+def build_model(args):
+    """The model the flags describe, on its backend; any problem is a one-line exit 2."""
+    from .model import Sequential
+    from .threads import configure
+    try:
+        layers = arch_module.parse_arch(args.arch, args.filters, args.units,
+                                        algorithm=args.conv_algo)
+    except (ValueError, TypeError) as exc:
+        fail(PROG, str(exc))
+    backend = resolve_backend(PROG, args.backend)
+    threads = configure(args.threads)
+    try:
+        model = Sequential(layers, IMAGE_SHAPE, backend=backend, seed=args.seed, threads=threads)
+    except (ValueError, TypeError) as exc:
+        fail(PROG, f"--arch {args.arch!r} does not fit {IMAGE_SHAPE} images: {exc}")
+    if model.output_shape != (10,):
+        fail(PROG, f"--arch must end in 10 outputs (the classes), it ends in {model.output_shape}")
+    return model
 
-    def __init__(self, epochs, enabled):
-        self.epochs, self.enabled, self.last = epochs, enabled and sys.stderr.isatty(), 0.0
 
-    def batch(self, epoch, done, total, loss):
-        now = time.monotonic()
-        if not self.enabled or (done < total and now - self.last < 0.1):
-            return
-        self.last = now
-        filled = 30 * done // total
-        sys.stderr.write(f"\repoch {epoch}/{self.epochs} [{'=' * filled}{'.' * (30 - filled)}] "
-                         f"{done}/{total} loss {loss:.4f}")
-        sys.stderr.flush()
-
-    def clear(self):
-        if self.enabled:
-            sys.stderr.write("\r\033[K")
-
-
-def epoch_line(s, epochs):
-    return (f"epoch {s.epoch:2d}/{epochs}  loss {s.train_loss:.4f}  acc {100 * s.train_accuracy:6.2f}%"
-            f"  val_loss {s.val_loss:.4f}  val_acc {100 * s.val_accuracy:6.2f}%  {s.seconds:6.1f}s")
+def load_data(args):
+    from .data import DataError, load_dataset
+    try:
+        return load_dataset(args.dataset, args.data_dir, progress=not args.quiet,
+                            train_limit=args.train_limit)
+    except (DataError, OSError, ValueError) as exc:
+        fail(PROG, f"cannot read {args.dataset}: {exc}")
 
 
 def write_outputs(out, metrics, model):
     from .report import plot_learning_curve, write_csv, write_json
-    from pathlib import Path
     out = Path(out)
     write_json(out / "metrics.json", metrics)
     write_csv(out / "metrics.csv", metrics["epochs"], EPOCH_COLUMNS)
@@ -87,85 +98,102 @@ def write_outputs(out, metrics, model):
     model.save(out / "model.npz")
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    from .data import DataError, load_dataset
-    from .model import Sequential
-    from .sysinfo import system_info
-    from .trainer import NonFiniteLoss, fit
+def epoch_line(s, epochs):
+    return (f"epoch {s.epoch:2d}/{epochs}  loss {s.train_loss:.4f}  acc {100 * s.train_accuracy:6.2f}%"
+            f"  val_loss {s.val_loss:.4f}  val_acc {100 * s.val_accuracy:6.2f}%  {s.seconds:6.1f}s")
 
-    try:
-        layers = arch_module.parse_arch(args.arch, args.filters, args.units)
-    except (ValueError, TypeError) as exc:
-        fail(PROG, str(exc))
-    backend = resolve_backend(PROG, args.backend, args.threads)
-    try:
-        data = load_dataset(args.dataset, args.data_dir, progress=not args.quiet,
-                            train_limit=args.train_limit)
-    except (DataError, OSError, ValueError) as exc:
-        fail(PROG, f"cannot read {args.dataset}: {exc}")
-    try:
-        model = Sequential(layers, data.train.x.shape[1:], backend=backend, seed=args.seed)
-    except (ValueError, TypeError) as exc:
-        fail(PROG, f"--arch {args.arch!r} does not fit {data.train.x.shape[1:]} images: {exc}")
-    if model.output_shape != (10,):
-        fail(PROG, f"--arch must end in 10 outputs (the classes), it ends in {model.output_shape}")
-    optimizer = make_optimizer(args.optimizer, args.lr)
-    config = {k: v for k, v in vars(args).items()}
-    metrics = {"config": config, "architecture": model.architecture(), "epochs": [],
-               "parameters": model.num_params(), "backend": backend.name,
-               "system": system_info(backend), "completed": False}
-    if not args.quiet:
-        model.summary()
-        print(f"training on {len(data.train.y):,} images, validating on {len(data.val.y):,}, "
-              f"backend {backend.name}, {args.optimizer} lr {args.lr}, batch {args.batch_size}")
-    progress = Progress(args.epochs, not args.quiet)
+
+class Progress:
+    """A tqdm bar per epoch on stderr: rate and ETA; off when stderr is not a terminal."""
+
+    def __init__(self, epochs, quiet):
+        self.epochs, self.disable, self.bar = epochs, True if quiet else None, None
+
+    def batch(self, epoch, done, total, loss):
+        if self.bar is None:
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=total, desc=f"epoch {epoch}/{self.epochs}", unit="batch",
+                            leave=False, disable=self.disable, file=sys.stderr)
+        self.bar.update(1)
+        if done == total or done % 20 == 0:
+            self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def train(args, model, data, metrics):
+    """Run fit() with progress and per-epoch outputs; returns the exit status."""
+    from .trainer import NonFiniteLoss, fit
+    progress = Progress(args.epochs, args.quiet)
 
     def on_epoch(stats):
-        progress.clear()
+        progress.close()
         metrics["epochs"].append(stats._asdict())
         if not args.quiet:
             print(epoch_line(stats, args.epochs), flush=True)
         if args.out:       # after every epoch, so an interrupted run keeps what it finished
             write_outputs(args.out, metrics, model)
 
-    status = 0
     try:
-        fit(model, optimizer, data, args.epochs, args.batch_size, args.seed,
-            on_batch=progress.batch, on_epoch=on_epoch)
+        fit(model, make_optimizer(args.optimizer, args.lr), data, args.epochs, args.batch_size,
+            args.seed, on_batch=progress.batch, on_epoch=on_epoch)
+        return 0
     except NonFiniteLoss as exc:
-        progress.clear()
+        progress.close()
         print(f"{PROG}: stopped: {exc}; the learning rate {args.lr} is too high for this model, "
               f"try --lr {args.lr / 10:g}", file=sys.stderr)
-        status = 1
+        return 1
     except KeyboardInterrupt:
-        progress.clear()
+        progress.close()
         print(f"{PROG}: interrupted; {len(metrics['epochs'])} finished epoch(s) kept"
               + (f" in {args.out}" if args.out else ""), file=sys.stderr)
-        status = 130
+        return 130
+
+
+def summary_lines(args, model, metrics, status):
+    last = metrics["epochs"][-1] if metrics["epochs"] else None
+    return [
+        "-" * 44,
+        f"epochs           {len(metrics['epochs'])}/{args.epochs}",
+        f"batch size       {args.batch_size}",
+        f"learning rate    {args.lr:g} ({args.optimizer})",
+        f"filters          {args.filters if args.arch == 'lab' else args.arch}",
+        f"backend          {model.backend.name} ({model.threads} thread"
+        f"{'s' if model.threads > 1 else ''})",
+        f"val accuracy     {100 * last['val_accuracy']:.2f}%" if last else "val accuracy     -",
+        f"test error       {100 * metrics['test_error']:.2f}%" if status == 0 else
+        "test error       - (not evaluated)",
+        f"runtime          {metrics['runtime_seconds']:.1f} s",
+        f"parameters       {model.num_params():,}",
+    ] + ([f"outputs          {args.out}"] if args.out else [])
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    from .sysinfo import system_info
+    model = build_model(args)
+    data = load_data(args)
+    metrics = {"config": dict(vars(args)), "architecture": model.architecture(), "epochs": [],
+               "parameters": model.num_params(), "backend": model.backend.name,
+               "threads": model.threads, "system": system_info(model.backend), "completed": False}
+    if not args.quiet:
+        model.summary()
+        print(f"training on {len(data.train.y):,} images, validating on {len(data.val.y):,}, "
+              f"backend {model.backend.name}, {args.optimizer} lr {args.lr}, "
+              f"batch {args.batch_size}")
+    status = train(args, model, data, metrics)
     # training time: every finished epoch's steps and validation, not the reporting
-    runtime = metrics["epochs"][-1]["elapsed"] if metrics["epochs"] else 0.0
-    metrics["runtime_seconds"] = runtime
+    metrics["runtime_seconds"] = metrics["epochs"][-1]["elapsed"] if metrics["epochs"] else 0.0
     if status == 0:
         test_loss, test_acc = model.evaluate(data.test.x, data.test.y)
         metrics.update(test_loss=test_loss, test_accuracy=test_acc, test_error=1 - test_acc,
                        completed=True)
         if args.out:
             write_outputs(args.out, metrics, model)
-    last = metrics["epochs"][-1] if metrics["epochs"] else None
-    print("\n".join([
-        "-" * 44,
-        f"epochs           {len(metrics['epochs'])}/{args.epochs}",
-        f"batch size       {args.batch_size}",
-        f"learning rate    {args.lr:g} ({args.optimizer})",
-        f"filters          {args.filters if args.arch == 'lab' else args.arch}",
-        f"backend          {backend.name}",
-        f"val accuracy     {100 * last['val_accuracy']:.2f}%" if last else "val accuracy     -",
-        f"test error       {100 * metrics['test_error']:.2f}%" if status == 0 else
-        "test error       - (not evaluated)",
-        f"runtime          {runtime:.1f} s",
-        f"parameters       {model.num_params():,}",
-    ] + ([f"outputs          {args.out}"] if args.out else [])))
+    print("\n".join(summary_lines(args, model, metrics, status)))
     return status
 
 

@@ -5,6 +5,8 @@ from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
+from .workspace import Workspace
+
 
 class EpochStats(NamedTuple):
     epoch: int
@@ -21,6 +23,29 @@ class NonFiniteLoss(ArithmeticError):
     pass
 
 
+def train_epoch(model, optimizer, x, y, batch_size, order, on_batch=None, epoch=1):
+    """One pass over the samples x[order], y[order] (backend arrays) in batches of
+    ``batch_size`` (the last may be short): a training step each.  Returns (mean loss,
+    accuracy) over the epoch.  The benchmarks time this same loop."""
+    xp = model.backend.xp
+    ws = Workspace(xp)           # the batch buffers, reused from step to step
+    n = len(order)
+    steps = math.ceil(n / batch_size)
+    loss_sum, correct = 0.0, 0
+    for step in range(steps):
+        idx = order[step * batch_size:(step + 1) * batch_size]
+        xb = xp.take(x, idx, axis=0, out=ws.empty("x", (len(idx),) + x.shape[1:], x.dtype))
+        yb = xp.take(y, idx, out=ws.empty("y", (len(idx),), y.dtype))
+        loss, hits = model.train_step(xb, yb, optimizer)
+        if not math.isfinite(loss):
+            raise NonFiniteLoss(f"the loss became {loss} in epoch {epoch}, step {step + 1}")
+        loss_sum += loss * len(idx)
+        correct += hits
+        if on_batch:
+            on_batch(epoch, step + 1, steps, loss_sum / min(n, (step + 1) * batch_size))
+    return loss_sum / n, correct / n
+
+
 def fit(model, optimizer, data, epochs, batch_size, seed=0,
         on_batch: Optional[Callable] = None, on_epoch: Optional[Callable] = None):
     """Train ``model`` on ``data.train`` for ``epochs``; returns [EpochStats].
@@ -35,29 +60,19 @@ def fit(model, optimizer, data, epochs, batch_size, seed=0,
     backend = model.backend
     x_all = backend.asarray(data.train.x, dtype=model.dtype)
     y_all = backend.asarray(data.train.y)
-    n = len(data.train.y)
-    steps = math.ceil(n / batch_size)
     rng = np.random.default_rng(seed)
     history, start = [], time.perf_counter()
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
-        order = backend.asarray(rng.permutation(n))
-        loss_sum, correct = 0.0, 0
-        for step in range(steps):
-            idx = order[step * batch_size:(step + 1) * batch_size]
-            loss, hits = model.train_step(x_all[idx], y_all[idx], optimizer)
-            if not math.isfinite(loss):
-                raise NonFiniteLoss(f"the loss became {loss} in epoch {epoch}, step {step + 1}")
-            loss_sum += loss * len(idx)
-            correct += hits
-            if on_batch:
-                on_batch(epoch, step + 1, steps, loss_sum / min(n, (step + 1) * batch_size))
+        order = backend.asarray(rng.permutation(len(y_all)))
+        train_loss, train_acc = train_epoch(model, optimizer, x_all, y_all, batch_size, order,
+                                            on_batch, epoch)
         backend.synchronize()
         train_seconds = time.perf_counter() - t0
         val_loss, val_acc = model.evaluate(data.val.x, data.val.y)
         backend.synchronize()
         now = time.perf_counter()
-        stats = EpochStats(epoch, loss_sum / n, correct / n, val_loss, val_acc, now - t0,
+        stats = EpochStats(epoch, train_loss, train_acc, val_loss, val_acc, now - t0,
                            now - start, train_seconds)
         history.append(stats)
         if on_epoch:

@@ -1,7 +1,13 @@
+"""Fixtures and helpers shared by the tests."""
+import gzip
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from minicnn.backend import backend_class, get_backend
+from minicnn.data import FILES, encode_idx
 
 # CPU backends always run: if one cannot, that is a failure, not a skip.
 CPU_BACKENDS = ["numpy", "numba", "cudasim"]
@@ -27,3 +33,38 @@ def backend(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+# -- real and fake MNIST ---------------------------------------------------------
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+REAL_ROOT = os.environ.get("MINICNN_DATA") or (str(SHARED) if SHARED.is_dir() else None)
+needs_mnist = pytest.mark.skipif(
+    not REAL_ROOT or not (Path(REAL_ROOT) / "mnist" / FILES[0]).exists(),
+    reason="real MNIST not found: set MINICNN_DATA to a folder with mnist/*-ubyte.gz")
+
+
+def fake_mnist(root, n_train=20, n_test=7, n_labels=None, compress=True):
+    """Random MNIST-shaped IDX files in root/mnist/; returns the four uint8 arrays."""
+    rng = np.random.default_rng(0)
+    folder = root / "mnist"
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = [rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+              rng.integers(0, 10, n_labels or n_train, dtype=np.uint8),
+              rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+              rng.integers(0, 10, n_test, dtype=np.uint8)]
+    for name, a in zip(FILES, arrays):
+        data = encode_idx(a)
+        if compress:
+            (folder / name).write_bytes(gzip.compress(data))
+        else:
+            (folder / name[:-3]).write_bytes(data)
+    return arrays
+
+
+# -- layout ------------------------------------------------------------------------
+def cnhw(a):
+    """An NCHW test array in minicnn's internal (C, N, H, W) layout."""
+    return np.ascontiguousarray(np.swapaxes(a, 0, 1))
+
+
+nchw = cnhw      # the swap is its own inverse

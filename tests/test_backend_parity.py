@@ -21,7 +21,8 @@ def assert_backends_agree(a, b, what, atol=1e-6):
 
 
 # Adam divides by sqrt(v): where a gradient is ~0, float32 rounding differences of
-# 1e-9 become parameter differences of a few 1e-6, so its parameters get atol 1e-5.
+# 1e-9 become parameter differences of a few 1e-6, so its parameters, and the logits
+# computed from them after the first step, get atol 1e-5.
 @pytest.mark.parametrize("make_optimizer,param_atol",
                          [(lambda: SGD(0.1, momentum=0.9), 1e-6), (lambda: Adam(0.01), 1e-5)],
                          ids=["momentum", "adam"])
@@ -47,8 +48,29 @@ def test_training_steps_agree(other, make_model, make_optimizer, param_atol):
                              [b.to_numpy(p) for _, p in model.params()])
         ref, got = results["numpy"], results[other]
         assert got[0] == pytest.approx(ref[0], rel=1e-5)
-        assert_backends_agree(ref[1], got[1], f"logits, step {step}")
+        assert_backends_agree(ref[1], got[1], f"logits, step {step}",
+                              1e-6 if step == 0 else param_atol)
         for (name, _), g_ref, g_got, p_ref, p_got in zip(models["numpy"].params(), ref[2],
                                                            got[2], ref[3], got[3]):
             assert_backends_agree(g_ref, g_got, f"grad {name}, step {step}")
             assert_backends_agree(p_ref, p_got, f"param {name}, step {step}", param_atol)
+
+
+@pytest.mark.parametrize("backend_name", ["numpy", "numba"])
+@pytest.mark.parametrize("threads", [2, 3])
+def test_sharded_steps_equal_one_thread(backend_name, threads):
+    """A batch cut into shards on threads gives the one-thread parameters to 1e-6 (float32):
+    the shards' gradients add up to the batch's; only the summation order differs."""
+    rng = np.random.default_rng(1)
+    models = [minicnn.lab_model(8, backend=backend_name, threads=t) for t in (1, threads)]
+    opts = [SGD(0.1, momentum=0.9) for _ in models]
+    initial = models[0].flat_params.copy()
+    for step in range(5):
+        x = rng.random((11, 1, 28, 28), dtype=np.float32)      # 11: shards of unequal size
+        y = rng.integers(0, 10, 11)
+        losses = [m.train_step(x, y, o) for m, o in zip(models, opts)]
+        assert losses[1][0] == pytest.approx(losses[0][0], rel=1e-6)
+        assert losses[1][1] == losses[0][1]
+    one, many = (m.flat_params for m in models)
+    assert np.max(np.abs(many - one)) <= 1e-6 * np.max(np.abs(one))
+    assert np.max(np.abs(one - initial)) > 1e-3                       # it trained

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from test_data import REAL_ROOT, needs_mnist
+from conftest import REAL_ROOT, needs_mnist
 
 
 def run(module, *args, data=True):
@@ -60,8 +60,10 @@ def test_non_finite_loss_stops_with_advice():
 
 
 @pytest.mark.parametrize("args,match", [
-    (["--epochs", "0"], "--epochs: must be positive"),
-    (["--batch-size", "-5"], "--batch-size: must be positive"),
+    (["--epochs", "0"], "--epochs: must be a positive int, got 0"),
+    (["--batch-size", "-5"], "--batch-size: must be a positive int, got -5"),
+    (["--threads", "two"], "--threads: 'two' is not an integer"),
+    (["--conv-algo", "fft"], "--conv-algo: invalid choice: 'fft'"),
     (["--lr", "0"], "--lr: must be a positive finite number"),
     (["--lr", "nan"], "--lr: must be a positive finite number"),
     (["--backend", "tpu"], "--backend: invalid choice: 'tpu'"),
@@ -109,4 +111,6 @@ def test_unavailable_gpu_backend_is_one_line_and_auto_falls_back():
     result = run("minicnn.train", "--backend", "cupy", data=False)
     assert result.returncode == 2 and "backend 'cupy' is not available" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-    assert get_backend("auto").name == "numba"
+    from minicnn.backend import AUTO_ORDER
+    first_available = next(n for n in AUTO_ORDER if backend_class(n).is_available())
+    assert get_backend("auto").name == first_available != "cupy"

@@ -1,20 +1,13 @@
 """IDX reading, corruption errors, dataset lookup and download, and the real MNIST splits."""
 import gzip
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import REAL_ROOT, fake_mnist, needs_mnist
 from minicnn.data import (FILES, DataError, IdxError, encode_idx, ensure_files, load_dataset,
                           parse_idx, read_idx)
 from minicnn.data import datasets
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-REAL_ROOT = os.environ.get("MINICNN_DATA") or (str(SHARED) if SHARED.is_dir() else None)
-needs_mnist = pytest.mark.skipif(
-    not REAL_ROOT or not (Path(REAL_ROOT) / "mnist" / FILES[0]).exists(),
-    reason="real MNIST not found: set MINICNN_DATA to a folder with mnist/*-ubyte.gz")
 
 
 @pytest.mark.parametrize("compress", [False, True], ids=["raw", "gz"])
@@ -52,23 +45,6 @@ def test_truncated_gzip(tmp_path):
     path.write_bytes(gzip.compress(encode_idx(noise))[:1000])
     with pytest.raises(IdxError, match="corrupt or truncated gzip"):
         read_idx(path)
-
-
-def fake_mnist(root, n_train=20, n_test=7, n_labels=None, compress=True):
-    rng = np.random.default_rng(0)
-    folder = root / "mnist"
-    folder.mkdir(parents=True, exist_ok=True)
-    arrays = [rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-              rng.integers(0, 10, n_labels or n_train, dtype=np.uint8),
-              rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
-              rng.integers(0, 10, n_test, dtype=np.uint8)]
-    for name, a in zip(FILES, arrays):
-        data = encode_idx(a)
-        if compress:
-            (folder / name).write_bytes(gzip.compress(data))
-        else:
-            (folder / name[:-3]).write_bytes(data)
-    return arrays
 
 
 @pytest.mark.parametrize("compress", [True, False], ids=["gz", "raw"])

@@ -11,20 +11,21 @@ def lab():
 
 
 @pytest.mark.parametrize("make,match", [
-    (lambda: Conv2D(0, 3), "Conv2D: filters must be positive"),
-    (lambda: Conv2D(4, -1), "Conv2D: kernel_size must be positive"),
-    (lambda: Conv2D(4, 3, stride=0), "Conv2D: stride must be positive"),
-    (lambda: Conv2D(4, 3, padding="full"), "Conv2D: unknown padding 'full'"),
+    (lambda: Conv2D(0, 3), "Conv2D: filters must be a positive int, got 0"),
+    (lambda: Conv2D(4, -1), "Conv2D: kernel_size must be a positive int or a pair"),
+    (lambda: Conv2D(4, 3, stride=0), "Conv2D: stride must be a positive int or a pair"),
+    (lambda: Conv2D(4, 3, padding="full"), "Conv2D: padding must be 'valid', 'same'"),
     (lambda: Conv2D(4, 3, padding=-1), "Conv2D: padding must be >= 0"),
-    (lambda: Conv2D(4, (3, 3, 3)), "Conv2D: kernel_size must be an int or a pair"),
-    (lambda: MaxPool2D(0), "MaxPool2D: pool_size must be positive"),
-    (lambda: MaxPool2D(2, padding="reflect"), "MaxPool2D: unknown padding"),
+
+    (lambda: MaxPool2D(0), "MaxPool2D: pool_size must be a positive int"),
+    (lambda: MaxPool2D(2, padding="reflect"), "MaxPool2D: padding must be 'valid', 'same'"),
     (lambda: MaxPool2D(2, padding=2), "MaxPool2D: padding 2 must be smaller"),
-    (lambda: Dense(0), "Dense: units must be positive"),
-    (lambda: SGD(0), "SGD: lr must be"),
+    (lambda: Dense(0), "Dense: units must be a positive int, got 0"),
+    (lambda: SGD(0), "SGD: lr must be a positive finite number, got 0"),
     (lambda: SGD(float("nan")), "SGD: lr must be"),
-    (lambda: SGD(0.1, momentum=1.0), "SGD: momentum must be"),
-    (lambda: Adam(beta1=1.5), "Adam: beta1 must be"),
+    (lambda: SGD(0.1, momentum=1.0), r"SGD: momentum must be in \[0, 1\), got 1.0"),
+    (lambda: Adam(beta1=1.5), r"Adam: beta1 must be in \[0, 1\)"),
+    (lambda: Conv2D(4, 3, algorithm="fft"), "Conv2D: algorithm must be one of"),
 ])
 def test_bad_constructor_arguments(make, match):
     with pytest.raises(ValueError, match=match):
@@ -32,8 +33,11 @@ def test_bad_constructor_arguments(make, match):
 
 
 def test_non_int_sizes_are_type_errors():
-    with pytest.raises(TypeError, match="Conv2D: filters must be a positive int"):
+    with pytest.raises(TypeError, match="Conv2D: filters must be a positive int, got 2.5"):
         Conv2D(2.5, 3)
+    with pytest.raises(TypeError, match=r"Conv2D: kernel_size must be a positive int or a pair "
+                                        r"of them, got \(3, 3, 3\)"):
+        Conv2D(4, (3, 3, 3))
 
 
 @pytest.mark.parametrize("layers,shape,match", [
@@ -52,21 +56,21 @@ def test_same_padding_never_too_small():
     assert Sequential([Conv2D(1, 5, padding="same")], (1, 2, 2)).output_shape == (1, 2, 2)
 
 
-def test_wrong_input_shape_names_the_layer():
-    with pytest.raises(ValueError, match=r"conv2d: expected input of shape \(N, 1, 28, 28\), "
+def test_wrong_input_shape():
+    with pytest.raises(ValueError, match=r"Sequential: expected input of shape \(N, 1, 28, 28\), "
                                          r"got \(2, 28, 28\)"):
         lab().forward(np.zeros((2, 28, 28), np.float32))
     with pytest.raises(ValueError, match=r"expected input of shape \(N, 1, 28, 28\)"):
         lab().forward(np.zeros((2, 3, 28, 28), np.float32))
 
 
-def test_wrong_dtype_names_the_layer():
-    with pytest.raises(TypeError, match="conv2d: expected float32 input, got uint8"):
+def test_wrong_dtype():
+    with pytest.raises(TypeError, match="Sequential: expected float32 input, got uint8"):
         lab().forward(np.zeros((2, 1, 28, 28), np.uint8))
 
 
 def test_not_an_array():
-    with pytest.raises(TypeError, match="conv2d: expected a numpy array"):
+    with pytest.raises(TypeError, match="Sequential: expected a numpy array"):
         lab().forward([[0.0]])
 
 
@@ -99,3 +103,35 @@ def test_loading_an_npz_that_is_not_ours(tmp_path):
     np.savez(path, weights=np.zeros(3))
     with pytest.raises(ValueError, match="not a minicnn model file"):
         minicnn.load(path)
+
+
+@pytest.mark.parametrize("labels,match", [
+    (np.array([0, 10]), "label 10 is out of range: this model has 10 outputs"),
+    (np.array([-1, 3]), "label -1 is out of range"),
+    (np.array([1_000_000, 3]), "label 1000000 is out of range"),
+    (np.array([0.0, 3.0]), "labels must be 2 integer class indices"),
+    (np.eye(10)[[1, 3]].astype(np.int64), r"labels must be 2 integer class indices, shape \(2,\)"),
+    (np.array([1, 2, 3]), r"labels must be 2 integer class indices, shape \(2,\), got int64 "
+                          r"of shape \(3,\)"),
+])
+@pytest.mark.parametrize("entry", ["train_step", "loss", "evaluate"])
+def test_bad_labels_are_refused_where_they_enter(backend, labels, match, entry):
+    """Checked once on the host side, the same on every backend, before any kernel runs."""
+    model = minicnn.lab_model(4, backend=backend.name)
+    x = backend.asarray(np.zeros((2, 1, 28, 28), np.float32))
+    before = model.flat_params.copy()
+    with pytest.raises(ValueError, match=match):
+        if entry == "train_step":
+            model.train_step(x, backend.asarray(labels), SGD(0.1))
+        elif entry == "loss":
+            model.loss(x, backend.asarray(labels))
+        else:
+            model.evaluate(backend.to_numpy(x), labels)
+    np.testing.assert_array_equal(backend.to_numpy(model.flat_params), backend.to_numpy(before))
+
+
+def test_empty_batch(backend):
+    model = minicnn.lab_model(4, backend=backend.name)
+    with pytest.raises(ValueError, match="the batch is empty"):
+        model.train_step(backend.asarray(np.zeros((0, 1, 28, 28), np.float32)),
+                         backend.asarray(np.zeros(0, np.int64)), SGD(0.1))

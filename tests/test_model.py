@@ -19,7 +19,8 @@ def test_summary_lists_layers_shapes_and_totals(capsys):
     text = minicnn.lab_model(16).summary()
     assert text in capsys.readouterr().out
     lines = text.splitlines()
-    assert any("conv2d (Conv2D)" in l and "(None, 16, 28, 28)" in l and "160" in l for l in lines)
+    assert any("conv2d (Conv2D)" in l and "(None, 16, 28, 28)" in l and "160" in l
+               and l.rstrip().endswith("im2col") for l in lines)
     assert any("conv2d_1 (Conv2D)" in l and "(None, 16, 14, 14)" in l and "2,320" in l
                for l in lines)
     assert any("maxpool2d_1" in l and "(None, 16, 7, 7)" in l for l in lines)
@@ -78,14 +79,22 @@ def test_small_model_overfits_20_samples(backend, optimizer):
     assert (model.predict(x) == backend.to_numpy(y)).mean() == 1.0
 
 
-def test_fused_and_unfused_steps_agree(rng):
-    model = small_model(dtype="float64")
-    x = rng.standard_normal((3, 1, 12, 11))
-    fused = model.forward(x)
-    h = x
-    for layer in model.layers:
-        h = layer.forward(h)
-    np.testing.assert_allclose(fused, h, rtol=1e-14)
+def test_plan_is_public_and_names_its_steps():
+    model = minicnn.lab_model(8)
+    assert [step.name for step in model.plan] == [
+        "conv2d+relu+maxpool2d", "conv2d_1+relu_1+maxpool2d_1", "flatten", "dense", "relu_2",
+        "dense_1"]
+    assert [step.algorithm for step in model.plan][:2] == ["im2col", "im2col"]
+    assert all(step.algorithm is None for step in model.plan[2:])
+
+
+def test_parameters_live_in_one_flat_buffer():
+    model = small_model()
+    assert model.flat_params.size == model.num_params() == sum(p.size for _, p in model.params())
+    for (name, p), (_, g) in zip(model.params(), model.grads()):
+        assert np.shares_memory(p, model.flat_params) and np.shares_memory(g, model.flat_grads)
+    model.flat_params[:] = 7
+    assert all(np.all(p == 7) for _, p in model.params())
 
 
 def test_sgd_momentum_matches_the_formula():

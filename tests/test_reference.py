@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 import reference
+from conftest import cnhw, nchw
 from minicnn import ops
-from minicnn.backend import window
+from minicnn.geometry import window
 from shapes import CONV_CASES, POOL_CASES, case_id
 
 
@@ -16,13 +17,14 @@ def test_conv_matches_naive_loops(backend, rng, case):
     w = rng.standard_normal((f, x_shape[1], *kernel))
     b = rng.standard_normal(f)
     to = backend.asarray
-    y, cache = ops.conv2d_forward(to(x), to(w), to(b), g, backend)
-    np.testing.assert_allclose(backend.to_numpy(y), reference.conv_forward(x, w, b, g),
+    y, cache = ops.conv2d_forward(to(cnhw(x)), to(w), to(b), g, backend)
+    np.testing.assert_allclose(nchw(backend.to_numpy(y)), reference.conv_forward(x, w, b, g),
                                rtol=1e-10, atol=1e-12)
-    dy = rng.standard_normal(y.shape)
-    dx, dw, db = ops.conv2d_backward(to(dy), cache)
-    for got, want in zip((dx, dw, db), reference.conv_backward(dy, x, w, g)):
-        np.testing.assert_allclose(backend.to_numpy(got), want, rtol=1e-10, atol=1e-12)
+    dy = rng.standard_normal((x_shape[0], f, g.oh, g.ow))
+    dx, dw, db = ops.conv2d_backward(to(cnhw(dy)), cache)
+    want = reference.conv_backward(dy, x, w, g)
+    for got, wanted in zip((nchw(backend.to_numpy(dx)), dw, db), want):
+        np.testing.assert_allclose(backend.to_numpy(got), wanted, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("case", POOL_CASES, ids=case_id)
@@ -30,11 +32,11 @@ def test_maxpool_matches_naive_loops(backend, rng, case):
     x_shape, pool, stride, padding = case
     g = window(*x_shape[2:], pool, stride, padding)
     x = rng.standard_normal(x_shape)
-    y, cache = ops.maxpool_forward(backend.asarray(x), g, backend)
-    np.testing.assert_array_equal(backend.to_numpy(y), reference.maxpool_forward(x, g))
-    dy = rng.standard_normal(y.shape)
-    dx = ops.maxpool_backward(backend.asarray(dy), cache)
-    np.testing.assert_allclose(backend.to_numpy(dx), reference.maxpool_backward(dy, x, g),
+    y, cache = ops.maxpool_forward(backend.asarray(cnhw(x)), g, backend)
+    np.testing.assert_array_equal(nchw(backend.to_numpy(y)), reference.maxpool_forward(x, g))
+    dy = rng.standard_normal(reference.maxpool_forward(x, g).shape)
+    dx = ops.maxpool_backward(backend.asarray(cnhw(dy)), cache)
+    np.testing.assert_allclose(nchw(backend.to_numpy(dx)), reference.maxpool_backward(dy, x, g),
                                rtol=1e-12, atol=1e-12)
 
 
