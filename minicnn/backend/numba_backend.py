@@ -1,8 +1,11 @@
 """numba: NumPy arrays, our kernels compiled by Numba (``numba_kernels/``), GEMMs in NumPy's BLAS.
 
-The four backend kernels, plus the fused kernels listed in ``fused`` (each the
-same op as its reference in ``minicnn.ops``, tested against it).
+The four backend kernels, plus the fused kernels listed in ``fused``: each the
+same op as its reference in ``minicnn.ops`` (tested against it), among them the
+convolution algorithms beside im2col.
 """
+import importlib
+
 import numpy as np
 
 from .base import Backend
@@ -14,28 +17,16 @@ except Exception as exc:      # keeps minicnn importable; the backend says why i
     numba, _import_error = None, exc
 
 
+# Modules of numba_kernels/ whose FUSED tables (op name -> kernel in the reference's
+# signature, see minicnn.ops) make up this backend's ``fused``.
+FUSED_MODULES = ("loss", "update")
+
+
 def _fused_kernels():
-    """{op name: kernel} in the signatures of their references (see minicnn.ops)."""
-    from .numba_kernels import loss, update
-
-    def softmax_cross_entropy(logits, labels, backend, total=None, ws=None):
-        dlogits = (ws.empty("dlogits", logits.shape, logits.dtype) if ws is not None
-                   else np.empty_like(logits))
-        total = logits.shape[0] if total is None else total
-        return float(loss.softmax_cross_entropy(logits, labels, total, dlogits)), dlogits
-
-    def sgd_update(p, g, lr, backend, ws=None):
-        update.sgd_update(p, g, p.dtype.type(lr))
-
-    def momentum_update(p, g, v, lr, momentum, backend, ws=None):
-        update.momentum_update(p, g, v, p.dtype.type(lr), p.dtype.type(momentum))
-
-    def adam_update(p, g, m, v, lr_t, beta1, beta2, eps_t, backend, ws=None):
-        t = p.dtype.type
-        update.adam_update(p, g, m, v, t(lr_t), t(beta1), t(beta2), t(eps_t))
-
-    return {"softmax_cross_entropy": softmax_cross_entropy, "sgd_update": sgd_update,
-            "momentum_update": momentum_update, "adam_update": adam_update}
+    fused = {}
+    for module in FUSED_MODULES:
+        fused.update(importlib.import_module(f"{__package__}.numba_kernels.{module}").FUSED)
+    return fused
 
 
 class NumbaBackend(Backend):

@@ -1,6 +1,8 @@
 """Softmax cross-entropy, one pass per row."""
 import math
 
+import numpy as np
+
 from . import kernel
 
 
@@ -24,3 +26,13 @@ def softmax_cross_entropy(logits, labels, total, dlogits):
             dlogits[i, j] = math.exp(row[j] - m) / s / total
         dlogits[i, labels[i]] -= 1.0 / total
     return loss / total
+
+
+def _softmax_cross_entropy_op(logits, labels, backend, total=None, ws=None):
+    dlogits = (ws.empty("dlogits", logits.shape, logits.dtype) if ws is not None
+               else np.empty_like(logits))
+    total = logits.shape[0] if total is None else total
+    return float(softmax_cross_entropy(logits, labels, total, dlogits)), dlogits
+
+
+FUSED = {"softmax_cross_entropy": _softmax_cross_entropy_op}

@@ -23,3 +23,20 @@ def adam_update(p, g, m, v, lr_t, beta1, beta2, eps_t):
         m[i] = beta1 * m[i] + (1 - beta1) * g[i]
         v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i]
         p[i] -= lr_t * m[i] / (math.sqrt(v[i]) + eps_t)
+
+
+# The same ops as minicnn/ops/update.py, scalars in the parameters' precision.
+def _sgd(p, g, lr, backend, ws=None):
+    sgd_update(p, g, p.dtype.type(lr))
+
+
+def _momentum(p, g, v, lr, momentum, backend, ws=None):
+    momentum_update(p, g, v, p.dtype.type(lr), p.dtype.type(momentum))
+
+
+def _adam(p, g, m, v, lr_t, beta1, beta2, eps_t, backend, ws=None):
+    t = p.dtype.type
+    adam_update(p, g, m, v, t(lr_t), t(beta1), t(beta2), t(eps_t))
+
+
+FUSED = {"sgd_update": _sgd, "momentum_update": _momentum, "adam_update": _adam}
