@@ -35,7 +35,7 @@ class Step:
         self.layers = tuple(layers)
         self.name = "+".join(layer.name for layer in self.layers)
         self.algorithm = algorithm
-        self._forward, self._backward = pair
+        self._forward, self._backward = pair.forward, pair.backward
         self._params = [p for layer in self.layers for p in layer.params.values()]
         self._args = (*self._params, *static, backend)
         self._grads = grads
@@ -76,7 +76,7 @@ def _conv_step(layers, i, backend, grad_views, fuse):
         patterns.append(("conv_relu", 2, (conv.g,)))
     patterns.append(("conv2d", 1, (conv.g,)))
     for pattern, count, static in patterns:
-        pair = ops.resolve(f"{pattern}/{algorithm}", backend)
+        pair = ops.resolve(f"{pattern}/{algorithm}", backend, conv.g)
         if pair is not None:
             return Step(layers[i:i + count], pair, static, backend,
                         list(grad_views[conv].values()), algorithm), count

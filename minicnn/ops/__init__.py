@@ -14,7 +14,7 @@ Conventions, so that a model's plan can run any of them:
 same signature (``Backend.fused``); ``resolve`` picks the backend's kernel
 where it has one.  Convolution entries are named "<pattern>/<algorithm>".
 """
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Optional
 
 from .activation import relu_backward, relu_forward, sigmoid_backward, sigmoid_forward
 from .conv import conv2d_backward, conv2d_forward
@@ -30,6 +30,7 @@ from .update import adam_update, momentum_update, sgd_update
 class OpPair(NamedTuple):
     forward: Callable
     backward: Callable
+    applies: Optional[Callable] = None    # applies(g) -> False where a fused kernel cannot run
 
 
 REFERENCE = {
@@ -49,10 +50,15 @@ def reference_of(name):
     return REFERENCE[name.split("/")[0] + "/im2col" if "/" in name else name]
 
 
-def resolve(name, backend):
-    """The backend's fused kernel for op ``name`` where it has one, else the reference
-    (None where neither exists, e.g. an algorithm this backend does not have)."""
-    return backend.fused.get(name) or REFERENCE.get(name)
+def resolve(name, backend, g=None):
+    """The backend's fused kernel for op ``name`` where it has one that applies to geometry
+    ``g``, else the reference (None where neither exists, e.g. an algorithm this backend
+    does not have)."""
+    fused = backend.fused.get(name)
+    if fused is not None and (g is None or getattr(fused, "applies", None) is None
+                              or fused.applies(g)):
+        return fused
+    return REFERENCE.get(name)
 
 
 __all__ = ["OpPair", "REFERENCE", "reference_of", "resolve",

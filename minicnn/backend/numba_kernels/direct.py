@@ -1,0 +1,247 @@
+"""The ``direct`` convolution algorithm: sums of shifted planes, no columns; stride 1.
+
+For a layer with few input channels (the first layer has one) im2col builds a
+column matrix nine times the size of the image only to feed a GEMM whose inner
+dimension is 9.  Summing the shifted input planes directly does the same
+multiplications with a fraction of the memory traffic.  It works in phase
+planes (see planes.py): every tap of the kernel is one contiguous axpy over a
+shifted view of a plane, and with a 3x3 kernel the nine taps are summed in one
+pass with the weights in registers.  Fused with ReLU and the 2x2 max-pool, the
+conv output is never written out.
+
+Backward mirrors it: the pooled gradient goes back to the phase of its argmax
+where the output was positive (unpool_plane); then dw[c, ky, kx] is a dot
+product of that gradient with the same shifted view, db a sum, and dx the
+axpys run backwards into phase planes of the input gradient.
+"""
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ...ops import OpPair
+from ...workspace import Workspace
+from . import kernel, reduce
+from .planes import (Planes, compact, expand, from_phase_planes, phase_planes, plane_geometry,
+                     pool_epilogue, tap_view, unpool_plane)
+
+
+@kernel
+def _taps_3x3(out, length, k0, k1, k2, k3, k4, k5, k6, k7, k8, s0, s1, s2, s3, s4, s5, s6, s7,
+              s8):
+    """out[q] += the nine taps of a 3x3 kernel at q: one pass, weights in registers."""
+    for q in range(length):
+        out[q] += (k0 * s0[q] + k1 * s1[q] + k2 * s2[q] + k3 * s3[q] + k4 * s4[q]
+                   + k5 * s5[q] + k6 * s6[q] + k7 * s7[q] + k8 * s8[q])
+
+
+@kernel
+def _accumulate(planes, w, f, n, s, ww, length, acc):
+    """acc[dy * s + dx, q] += sum over c, ky, kx of w[f, c, ky, kx] times the view of tap
+    (dy + ky, dx + kx) at q: the conv outputs of every phase (dy, dx) of every window q."""
+    c_, kh, kw = w.shape[1], w.shape[2], w.shape[3]
+    for c in range(c_):
+        k = w[f, c]
+        for dy in range(s):
+            for dx in range(s):
+                out = acc[dy * s + dx]
+                if kh == 3 and kw == 3:
+                    _taps_3x3(out, length, k[0, 0], k[0, 1], k[0, 2], k[1, 0], k[1, 1], k[1, 2],
+                              k[2, 0], k[2, 1], k[2, 2],
+                              tap_view(planes, c, n, s, ww, dy, dx),
+                              tap_view(planes, c, n, s, ww, dy, dx + 1),
+                              tap_view(planes, c, n, s, ww, dy, dx + 2),
+                              tap_view(planes, c, n, s, ww, dy + 1, dx),
+                              tap_view(planes, c, n, s, ww, dy + 1, dx + 1),
+                              tap_view(planes, c, n, s, ww, dy + 1, dx + 2),
+                              tap_view(planes, c, n, s, ww, dy + 2, dx),
+                              tap_view(planes, c, n, s, ww, dy + 2, dx + 1),
+                              tap_view(planes, c, n, s, ww, dy + 2, dx + 2))
+                    continue
+                for ky in range(kh):
+                    for kx in range(kw):
+                        tap = k[ky, kx]
+                        src = tap_view(planes, c, n, s, ww, dy + ky, dx + kx)
+                        for q in range(length):
+                            out[q] += tap * src[q]
+
+
+@kernel
+def _forward_pooled(planes, w, b, ww, y, y_pad, argmax, acc):
+    """For every (f, n): the four phases' conv outputs, then ReLU and the 2x2 max at width
+    ww (y_pad, argmax: the cache), then y[f, n] compact."""
+    f_, n_ = y.shape[:2]
+    length = acc.shape[1]
+    for f in range(f_):
+        for n in range(n_):
+            acc[...] = b[f]
+            _accumulate(planes, w, f, n, 2, ww, length, acc)
+            pool_epilogue(acc, ww, y_pad[f, n], argmax[f, n], y[f, n])
+
+
+@kernel
+def _forward_plain(planes, w, b, ww, y, acc):
+    """y[f, n] = conv + b[f], one phase."""
+    f_, n_ = y.shape[:2]
+    for f in range(f_):
+        for n in range(n_):
+            acc[...] = b[f]
+            _accumulate(planes, w, f, n, 1, ww, acc.shape[1], acc)
+            compact(acc[0], ww, y[f, n])
+
+
+@reduce
+def _dots_3x3(grad, length, s0, s1, s2, s3, s4, s5, s6, s7, s8):
+    """The nine dot products of grad with the nine tap views, in one pass."""
+    zero = grad.dtype.type(0)
+    t0 = t1 = t2 = t3 = t4 = t5 = t6 = t7 = t8 = zero
+    for q in range(length):
+        g = grad[q]
+        t0 += g * s0[q]
+        t1 += g * s1[q]
+        t2 += g * s2[q]
+        t3 += g * s3[q]
+        t4 += g * s4[q]
+        t5 += g * s5[q]
+        t6 += g * s6[q]
+        t7 += g * s7[q]
+        t8 += g * s8[q]
+    return t0, t1, t2, t3, t4, t5, t6, t7, t8
+
+
+@reduce
+def _backward_phases(planes, w, dz, f, n, s, ww, length, dw, dplanes, need_dx):
+    """dw[f] += dz (x) planes, and with need_dx dplanes += w[f] (x) dz, for one (f, n)."""
+    c_, kh, kw = w.shape[1], w.shape[2], w.shape[3]
+    for c in range(c_):
+        for dy in range(s):
+            for dx in range(s):
+                grad = dz[dy * s + dx]
+                if kh == 3 and kw == 3:
+                    t = _dots_3x3(grad, length,
+                                  tap_view(planes, c, n, s, ww, dy, dx),
+                                  tap_view(planes, c, n, s, ww, dy, dx + 1),
+                                  tap_view(planes, c, n, s, ww, dy, dx + 2),
+                                  tap_view(planes, c, n, s, ww, dy + 1, dx),
+                                  tap_view(planes, c, n, s, ww, dy + 1, dx + 1),
+                                  tap_view(planes, c, n, s, ww, dy + 1, dx + 2),
+                                  tap_view(planes, c, n, s, ww, dy + 2, dx),
+                                  tap_view(planes, c, n, s, ww, dy + 2, dx + 1),
+                                  tap_view(planes, c, n, s, ww, dy + 2, dx + 2))
+                    for k in range(9):
+                        dw[f, c, k // 3, k % 3] += t[k]
+                else:
+                    for ky in range(kh):
+                        for kx in range(kw):
+                            src = tap_view(planes, c, n, s, ww, dy + ky, dx + kx)
+                            total = dw.dtype.type(0)
+                            for q in range(length):
+                                total += grad[q] * src[q]
+                            dw[f, c, ky, kx] += total
+                if need_dx:
+                    for ky in range(kh):
+                        for kx in range(kw):
+                            tap = w[f, c, ky, kx]
+                            dst = tap_view(dplanes, c, n, s, ww, dy + ky, dx + kx)
+                            for q in range(length):
+                                dst[q] += tap * grad[q]
+
+
+@reduce
+def _backward_pooled(dy, y_pad, argmax, planes, w, ww, need_dx, dw, db, dplanes, dz, dy_pad):
+    """Unpool + ReLU mask + db in one pass per (f, n), then dw and dx from the phases."""
+    f_, n_ = dy.shape[:2]
+    length = dz.shape[1]
+    dw[...] = 0
+    dplanes[...] = 0
+    dy_pad[...] = 0             # its padding columns stay zero
+    for f in range(f_):
+        total = dy.dtype.type(0)
+        for n in range(n_):
+            total += unpool_plane(dy[f, n], y_pad[f, n], argmax[f, n], ww, dy_pad, dz)
+            _backward_phases(planes, w, dz, f, n, 2, ww, length, dw, dplanes, need_dx)
+        db[f] = total
+
+
+@reduce
+def _backward_plain(dy, planes, w, ww, need_dx, dw, db, dplanes, dz):
+    f_, n_ = dy.shape[:2]
+    length = dz.shape[1]
+    dw[...] = 0
+    dplanes[...] = 0
+    dz[...] = 0                 # its padding columns stay zero
+    for f in range(f_):
+        total = dy.dtype.type(0)
+        for n in range(n_):
+            plane = dy[f, n]
+            expand(plane, ww, dz[0])
+            flat = plane.reshape(plane.size)
+            for q in range(flat.size):
+                total += flat[q]
+            _backward_phases(planes, w, dz, f, n, 1, ww, length, dw, dplanes, need_dx)
+        db[f] = total
+
+
+class DirectCache(NamedTuple):
+    planes: Any     # (C, N, s*s, hh*ww) phase planes of the padded input
+    w: Any
+    x_shape: tuple
+    g: Any
+    p: Planes
+    y_pad: Any      # pooled output at row stride ww (its sign is the ReLU mask), or None
+    argmax: Any     # uint8 phase of each window's maximum, at row stride ww, or None
+
+
+def _backward(dy, cache, need_dx, ws, run):
+    planes, w, x_shape, g, p = cache[:5]
+    ws = ws or Workspace(np)
+    dw = ws.empty("dw", w.shape, dy.dtype)
+    db = ws.empty("db", (w.shape[0],), dy.dtype)
+    dplanes = ws.empty("dplanes", planes.shape if need_dx else (1, 1, 1, 1), dy.dtype)
+    dz = ws.empty("dz", (p.s * p.s, p.length), dy.dtype)
+    run(dw, db, dplanes, dz)
+    if not need_dx:
+        return None, dw, db
+    dx = ws.empty("dx", x_shape, dy.dtype)
+    from_phase_planes(dplanes, p, dx)
+    return dx, dw, db
+
+
+def conv2d_forward(x, w, b, g, backend, ws=None):
+    """x (C, N, H, W) -> (y (F, N, OH, OW), cache): ops.conv2d_forward, computed directly."""
+    ws = ws or Workspace(np)
+    p = plane_geometry(g, 1, *x.shape[2:])
+    planes = phase_planes(x, p, ws)
+    y = ws.empty("y", (w.shape[0], x.shape[1], g.oh, g.ow), x.dtype)
+    _forward_plain(planes, w, b, p.ww, y, ws.empty("acc", (1, p.length), x.dtype))
+    return y, DirectCache(planes, w, x.shape, g, p, None, None)
+
+
+def conv2d_backward(dy, cache, need_dx=True, ws=None):
+    """dy (F, N, OH, OW) -> (dx or None, dw, db)."""
+    return _backward(dy, cache, need_dx, ws, lambda dw, db, dplanes, dz: _backward_plain(
+        dy, cache.planes, cache.w, cache.p.ww, need_dx, dw, db, dplanes, dz))
+
+
+def conv_relu_pool_forward(x, w, b, g, pool_g, backend, ws=None):
+    """x (C, N, H, W) -> (maxpool2x2(relu(conv(x))) (F, N, PH, PW), cache), in one pass."""
+    ws = ws or Workspace(np)
+    p = plane_geometry(g, 2, *x.shape[2:])
+    planes = phase_planes(x, p, ws)
+    f, n = w.shape[0], x.shape[1]
+    y = ws.empty("y", (f, n, p.rows, p.cols), x.dtype)
+    y_pad = ws.empty("y_pad", (f, n, p.length), x.dtype)
+    argmax = ws.empty("argmax", (f, n, p.length), np.uint8)
+    _forward_pooled(planes, w, b, p.ww, y, y_pad, argmax, ws.empty("acc", (4, p.length), x.dtype))
+    return y, DirectCache(planes, w, x.shape, g, p, y_pad, argmax)
+
+
+def conv_relu_pool_backward(dy, cache, need_dx=True, ws=None):
+    """dy (F, N, PH, PW) -> (dx or None, dw, db)."""
+    dy_pad = (ws or Workspace(np)).empty("dy_pad", (cache.p.length,), dy.dtype)
+    return _backward(dy, cache, need_dx, ws, lambda dw, db, dplanes, dz: _backward_pooled(
+        dy, cache.y_pad, cache.argmax, cache.planes, cache.w, cache.p.ww, need_dx, dw, db,
+        dplanes, dz, dy_pad))
+
+
+FUSED = {"conv2d/direct": OpPair(conv2d_forward, conv2d_backward),
+         "conv_relu_pool/direct": OpPair(conv_relu_pool_forward, conv_relu_pool_backward)}

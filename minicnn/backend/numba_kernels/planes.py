@@ -1,0 +1,195 @@
+"""Phase planes: the layout in which a stride-1 convolution and the 2x2 max-pool after it fuse.
+
+With the pool fused in, conv output pixel (2i + dy, 2j + dx) (dy, dx in {0, 1}:
+its place in pool window (i, j)) reads padded input pixel (2i + dy + ky,
+2j + dx + kx) under tap (ky, kx).  Split the padded input into the s x s = 4
+phase planes P[a][b][i, j] = xpad[2i + a, 2j + b]: tap (r, t) = (dy + ky, dx + kx)
+of every window (i, j) reads plane P[r % 2][t % 2] at (i + r // 2, j + t // 2),
+the same plane at the same offset.  Flattened with row stride ww, that is one
+contiguous, shifted view of the plane over q = i * ww + j (``tap_view``), so
+the work runs over long contiguous loops that vectorise (columns j >= cols are
+padding: computed, never used).  A window's four conv outputs (its "phases")
+sit at the same q of four arrays, so bias, ReLU and the max cost one more
+flat pass, and the argmax is one byte (0..3, row-major in the window).
+Without a pool (s = 1) there is one phase and the plane is the padded input.
+
+Both the direct algorithm (direct.py: sums of tap views) and the fused im2col
+(columns.py: the tap views copied into columns, then one GEMM) work here.
+Loops in these kernels run over whole planes, never over rows of a few
+pixels: in Numba a 14-pixel row costs as much as its set-up.
+"""
+import functools
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from . import kernel, reduce
+
+
+class Planes(NamedTuple):
+    s: int          # pool factor: 2 with the 2x2 pool fused, else 1
+    rows: int       # windows per column, PH (or OH)
+    cols: int       # windows per row, PW (or OW)
+    hh: int         # phase plane height
+    ww: int         # phase plane width: the flat row stride
+    length: int     # flat outputs computed per plane: (rows - 1) * ww + cols
+    source: Any     # int32 (s*s*hh*ww,): the input pixel y * W + x of each plane entry, -1: padding
+    target: Any     # int32 (H*W,): the plane entry of each input pixel, -1: in no plane
+
+
+@functools.lru_cache(maxsize=64)
+def plane_geometry(g, s, h, w):
+    """The Planes of a stride-1 convolution of geometry g over (h, w) images, with the 2x2
+    pool fused (s=2) or not (s=1).  The two index maps turn the layout change into flat
+    gathers, computed once per geometry."""
+    rows, cols = (g.oh // 2, g.ow // 2) if s == 2 else (g.oh, g.ow)
+    hh, ww = rows + (g.kh + s - 2) // s, cols + (g.kw + s - 2) // s
+    a, b, i, j = np.meshgrid(range(s), range(s), range(hh), range(ww), indexing="ij")
+    y, x = s * i + a - g.pad_top, s * j + b - g.pad_left
+    inside = (0 <= y) & (y < h) & (0 <= x) & (x < w)
+    source = np.where(inside, y * w + x, -1).astype(np.int32).ravel()
+    target = np.full(h * w, -1, np.int32)
+    target[source[source >= 0]] = np.flatnonzero(source >= 0)
+    return Planes(s, rows, cols, hh, ww, (rows - 1) * ww + cols, source, target)
+
+
+@kernel
+def _gather(src, index, out):
+    """out[p, q] = src[p, index[q]], or 0 where index[q] < 0, for every plane p."""
+    zero = out.dtype.type(0)
+    for p in range(out.shape[0]):
+        s, o = src[p], out[p]
+        for q in range(index.size):
+            k = index[q]
+            o[q] = s[max(k, 0)] if k >= 0 else zero
+
+
+def to_phase_planes(x, p, out):
+    """out (C, N, s*s, hh*ww): the phase planes of images x (C, N, H, W)."""
+    c, n = x.shape[:2]
+    _gather(x.reshape(c * n, -1), p.source, out.reshape(c * n, -1))
+    return out
+
+
+def from_phase_planes(planes, p, out):
+    """The adjoint: out (C, N, H, W) from gradients of the phase planes (0 for pixels in no
+    plane: the last rows/columns a 'valid' pool drops)."""
+    c, n = out.shape[:2]
+    _gather(planes.reshape(c * n, -1), p.target, out.reshape(c * n, -1))
+    return out
+
+
+@kernel
+def tap_view(planes, c, n, s, ww, r, t):
+    """The phase plane of tap (r, t), shifted so that entry q is the tap of window q."""
+    return planes[c, n, (r % s) * s + t % s, (r // s) * ww + t // s:]
+
+
+
+@reduce
+def any_nan(a):
+    """True if the 1-D array holds a NaN (or infinities that sum to one)."""
+    total = a.dtype.type(0)
+    for q in range(a.size):
+        total += a[q]
+    return total != total
+
+
+@kernel
+def compact(src, ww, out):
+    """out (rows, cols) = the valid columns of src, a plane stored with row stride ww."""
+    rows, cols = out.shape
+    flat = out.reshape(rows * cols)
+    for i in range(rows):
+        for j in range(cols):
+            flat[i * cols + j] = src[i * ww + j]
+
+
+@kernel
+def expand(src, ww, out):
+    """The inverse of compact: src (rows, cols) into out with row stride ww (the columns
+    j >= cols are left as they are)."""
+    rows, cols = src.shape
+    flat = src.reshape(rows * cols)
+    for i in range(rows):
+        for j in range(cols):
+            out[i * ww + j] = flat[i * cols + j]
+
+
+@kernel
+def relu_pool_2x2(acc, y, argmax):
+    """y[q] = relu(max of the four phases at q), argmax[q] = the winning phase; the first
+    maximum wins ties.  Branch-free over flat q, so it vectorises; for NaN-free acc."""
+    a0, a1, a2, a3 = acc[0], acc[1], acc[2], acc[3]
+    zero = acc.dtype.type(0)
+    for q in range(y.size):
+        best, k = a0[q], np.uint8(0)
+        v = a1[q]
+        take = v > best
+        best, k = (v if take else best), (np.uint8(1) if take else k)
+        v = a2[q]
+        take = v > best
+        best, k = (v if take else best), (np.uint8(2) if take else k)
+        v = a3[q]
+        take = v > best
+        best, k = (v if take else best), (np.uint8(3) if take else k)
+        y[q] = zero if best < zero else best
+        argmax[q] = k
+
+
+@kernel
+def relu_pool_2x2_nan(acc, y, argmax):
+    """relu_pool_2x2 where NaN may occur: the first NaN of a window wins, as in numpy."""
+    for q in range(y.size):
+        best, k = acc[0, q], 0
+        for phase in range(1, 4):
+            v = acc[phase, q]
+            if v > best or (v != v and best == best):
+                best, k = v, phase
+        y[q] = 0 if best < 0 else best             # ReLU; NaN stays NaN
+        argmax[q] = k
+
+
+
+@reduce
+def unpool_relu(dy, y, argmax, dz):
+    """dz[phase, q] = dy[q] * (y[q] > 0) for the phase that won window q, 0 for the others
+    (a multiplication, as the reference's ReLU backward: NaN * 0 stays NaN); returns the sum
+    of what went through, the window's share of db.  One output stream per loop, so each
+    loop vectorises."""
+    zero = dy.dtype.type(0)
+    total = zero
+    g = dz[0]                   # first the masked gradient, then it is spread over the phases
+    for q in range(y.size):
+        g[q] = dy[q] * (y[q] > zero)
+        total += g[q]
+    for phase in range(3, -1, -1):
+        z, k = dz[phase], np.uint8(phase)
+        for q in range(y.size):
+            z[q] = g[q] if argmax[q] == k else zero
+    return total
+
+
+@kernel
+def pool_epilogue(acc, ww, y_pad, argmax, y):
+    """ReLU and the 2x2 max of one plane's four phases acc (4, length): y_pad and argmax at
+    row stride ww (kept for backward), y compact (rows, cols)."""
+    if any_nan(acc.reshape(acc.size)):
+        relu_pool_2x2_nan(acc, y_pad, argmax)
+    else:
+        relu_pool_2x2(acc, y_pad, argmax)
+    compact(y_pad, ww, y)
+
+
+@reduce
+def unpool_plane(dy, y_pad, argmax, ww, dy_pad, dz):
+    """The pooled gradient of one plane, dy (rows, cols), spread over its four phases dz
+    (4, length) (see unpool_relu); dy_pad is scratch whose padding columns must be zero."""
+    expand(dy, ww, dy_pad)
+    return unpool_relu(dy_pad, y_pad, argmax, dz)
+
+
+def phase_planes(x, p, ws):
+    """The phase planes (C, N, s*s, hh*ww) of images x (C, N, H, W), in workspace ws."""
+    c, n = x.shape[:2]
+    return to_phase_planes(x, p, ws.empty("planes", (c, n, p.s * p.s, p.hh * p.ww), x.dtype))
