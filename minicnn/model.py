@@ -17,7 +17,7 @@ from . import ops, validate
 from ._atomic import atomic_open
 from .backend import get_backend
 from .layers import LAYER_TYPES, Conv2D, Layer
-from .parallel import ThreadShards, shard_bounds, sum_gradients
+from .parallel import SingleProcess, ThreadShards, part_of, shard_bounds, sum_gradients
 from .plan import build_plan
 from .workspace import Workspace
 
@@ -64,14 +64,17 @@ class _Shard:
 
 class Sequential:
     """``Sequential(layers, input_shape=(C, H, W), backend="numpy", dtype="float32", seed=0,
-    threads=1, fuse=True)``.
+    threads=1, fuse=True, comm=None)``.
 
     The last layer's outputs are the logits.  ``fuse=False`` runs every layer
-    as its own step (same numbers; the tests compare the two).
+    as its own step (same numbers; the tests compare the two).  ``comm``: the
+    communicator of a run over several processes (minicnn/distributed.py);
+    every process then holds process 0's weights, trains its part of each
+    batch, and all apply the same summed gradients.
     """
 
     def __init__(self, layers, input_shape, backend="numpy", dtype="float32", seed=0,
-                 threads=1, fuse=True):
+                 threads=1, fuse=True, comm=None):
         layers = list(layers)
         if not layers or not all(isinstance(layer, Layer) for layer in layers):
             raise TypeError("Sequential: layers must be a non-empty list of minicnn layers")
@@ -83,6 +86,7 @@ class Sequential:
             raise ValueError(f"Sequential: input_shape must be positive ints like (1, 28, 28), "
                              f"got {input_shape!r}")
         self.threads = validate.positive_int(threads, "threads", "Sequential")
+        self.comm = comm or SingleProcess()
         self.backend = get_backend(backend)
         self.dtype = np.dtype(dtype)
         self.seed, self.layers, self.input_shape, self.fuse = seed, layers, shape, fuse
@@ -105,7 +109,7 @@ class Sequential:
         host = np.zeros(offset)
         for (layer, key, start, _), value in zip(self._slots, (v for d in initial for v in d.values())):
             host[start:start + value.size] = value.ravel()
-        self.flat_params = self.backend.asarray(host, dtype=self.dtype)
+        self.flat_params = self.comm.broadcast(self.backend.asarray(host, dtype=self.dtype))
         for layer, views in self._views(self.flat_params).items():
             layer.params = views
         self._shards = [_Shard(self, xp.zeros(offset, dtype=self.dtype), fuse)
@@ -128,7 +132,7 @@ class Sequential:
         return self._shards[0].steps
 
     # -- checks at the edge -------------------------------------------------
-    def _check_batch(self, x):
+    def _check_batch(self, x, allow_empty=False):
         if not isinstance(x, self.backend.xp.ndarray):
             raise TypeError(f"Sequential: expected a {self.backend.xp.__name__} array for backend "
                             f"{self.backend.name!r}, got {type(x).__name__}; convert it with "
@@ -139,7 +143,7 @@ class Sequential:
         if x.ndim != len(self.input_shape) + 1 or tuple(x.shape[1:]) != self.input_shape:
             raise ValueError(f"Sequential: expected input of shape (N, "
                              f"{', '.join(map(str, self.input_shape))}), got {tuple(x.shape)}")
-        if x.shape[0] == 0:
+        if x.shape[0] == 0 and not allow_empty:
             raise ValueError("Sequential: the batch is empty; pass at least one sample")
         return self.backend.xp.ascontiguousarray(x)
 
@@ -166,22 +170,33 @@ class Sequential:
 
     def train_step(self, x, labels, optimizer):
         """One step on a batch already on the backend: forward, backward, one update of every
-        parameter.  Returns (mean loss, number correct)."""
-        x = self._check_batch(x)
+        parameter.  Returns (mean loss, number correct).  Over several processes, x is this
+        process's part of the batch and the results are the whole batch's."""
+        x = self._check_batch(x, allow_empty=self.comm.size > 1)
         labels = self._check_labels(labels, x.shape[0])
         loss, correct = self._train_step(x, labels)
         optimizer.step(self)
         return loss, correct
 
     def _train_step(self, x, labels):
-        """Each shard's forward and backward, then the sum of their gradients in flat_grads."""
+        """Each thread shard's forward and backward, their gradients summed in flat_grads, then
+        summed over the processes."""
         n = x.shape[0]
-        calls = [(shard, x[a:b], labels[a:b], n)
-                 for shard, (a, b) in zip(self._shards, shard_bounds(n, self.threads))]
-        results = self._runner.map(lambda shard, *args: shard.train(*args), calls)
-        used = [shard.flat_grads for shard, *_ in calls]
-        sum_gradients(used[0], used[1:])
-        return sum(r[0] for r in results), sum(r[1] for r in results)
+        total = int(self.comm.sum_scalars(n)[0]) if self.comm.size > 1 else n
+        loss, correct = 0.0, 0
+        if n:
+            calls = [(shard, x[a:b], labels[a:b], total)
+                     for shard, (a, b) in zip(self._shards, shard_bounds(n, self.threads))]
+            results = self._runner.map(lambda shard, *args: shard.train(*args), calls)
+            used = [shard.flat_grads for shard, *_ in calls]
+            sum_gradients(used[0], used[1:])
+            loss, correct = sum(r[0] for r in results), sum(r[1] for r in results)
+        else:                       # a process with no part of this batch still takes part
+            self.flat_grads[...] = 0
+        if self.comm.size > 1:
+            self.comm.allreduce_sum(self.flat_grads)
+            loss, correct = self.comm.sum_scalars(loss, correct)
+        return loss, int(correct)
 
     def _check_labels(self, labels, n):
         """Integer class indices, shape (n,), in [0, classes): checked once, so kernels can trust them."""
@@ -192,6 +207,8 @@ class Sequential:
                              f"got {labels.dtype} of shape {tuple(labels.shape)}; one-hot or "
                              "float labels: take labels.argmax(axis=1) or labels.astype(int)")
         classes = self.output_shape[0]
+        if n == 0:
+            return labels
         low, high = int(labels.min()), int(labels.max())
         if low < 0 or high >= classes:
             bad = low if low < 0 else high
@@ -227,13 +244,16 @@ class Sequential:
         return np.concatenate(out).astype(np.int64)
 
     def evaluate(self, x, labels, batch_size=250):
-        """(mean loss, accuracy) over host or backend inputs; the same for any batch size."""
+        """(mean loss, accuracy) over host or backend inputs; the same for any batch size.
+        Over several processes each takes its part of the data and the sums are combined."""
         n = len(x)
         labels = self._check_labels(self.backend.asarray(labels), n)
+        a, b = part_of(n, self.comm)
         total_loss, correct = 0.0, 0
-        for start, xb in self._batches(x, batch_size):
-            loss, hits = self._sharded("score", xb, labels[start:start + len(xb)])
+        for start, xb in self._batches(x[a:b], batch_size):
+            loss, hits = self._sharded("score", xb, labels[a + start:a + start + len(xb)])
             total_loss, correct = total_loss + loss, correct + hits
+        total_loss, correct = self.comm.sum_scalars(total_loss, correct)
         return total_loss / n, correct / n
 
     # -- parameters ---------------------------------------------------------
@@ -293,7 +313,7 @@ class Sequential:
             f.write(buffer.getvalue())
 
 
-def from_architecture(arch, backend="numpy", dtype=None, threads=1):
+def from_architecture(arch, backend="numpy", dtype=None, threads=1, comm=None):
     """Rebuild a freshly initialised model from an ``architecture()`` dict."""
     layers = []
     for spec in arch["layers"]:
@@ -303,10 +323,11 @@ def from_architecture(arch, backend="numpy", dtype=None, threads=1):
             raise ValueError(f"unknown layer type in architecture: {spec}")
         layers.append(cls(**spec))
     return Sequential(layers, tuple(arch["input_shape"]), backend=backend,
-                      dtype=dtype or arch["dtype"], seed=arch.get("seed", 0), threads=threads)
+                      dtype=dtype or arch["dtype"], seed=arch.get("seed", 0), threads=threads,
+                      comm=comm)
 
 
-def load(path, backend="numpy", dtype=None, threads=1):
+def load(path, backend="numpy", dtype=None, threads=1, comm=None):
     """Load a model written by ``Sequential.save``; raises ValueError for any other file."""
     try:
         with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
@@ -321,7 +342,7 @@ def load(path, backend="numpy", dtype=None, threads=1):
     except Exception as exc:  # zip, JSON and key errors all mean "not one of ours"
         raise ValueError(f"{path}: not a minicnn model file ({exc}); "
                          "save one with Sequential.save()") from None
-    model = from_architecture(arch, backend=backend, dtype=dtype, threads=threads)
+    model = from_architecture(arch, backend=backend, dtype=dtype, threads=threads, comm=comm)
     for name, p in model.params():
         if name not in weights or weights[name].shape != p.shape:
             raise ValueError(f"{path}: weights for {name} are missing or have the wrong shape")

@@ -4,11 +4,15 @@ A training step on a batch of N images can be cut into shards: each shard runs
 forward and backward on its own copy of the plan (the parameters are shared,
 the caches, buffers and gradients are its own), its loss normalised by the
 whole batch's N, so that the shards' gradients *add up* to the batch's.  Then
-one update.  Here the shards are threads of one process, each running serial,
-GIL-free kernels and single-threaded BLAS (two thread pools that each want
-every core fight: see docs/backends.md).  ``sum_gradients`` is the one place
-shards' gradients meet; training over several processes sums the same flat
-buffers with MPI.
+one update, the same on every shard.  One idea, two transports:
+
+  - threads of one process (``ThreadShards``), each running serial, GIL-free
+    kernels and single-threaded BLAS (two thread pools that each want every
+    core fight: see docs/backends.md); ``sum_gradients`` adds their buffers;
+  - processes (``comm``): each process trains its part of every batch on its
+    threads, then the processes sum their flat gradient buffers with one
+    all-reduce (MPI, see minicnn/distributed.py).  ``SingleProcess`` is the
+    communicator of a run in one process: there is nothing to exchange.
 """
 from concurrent.futures import ThreadPoolExecutor
 
@@ -49,3 +53,27 @@ class ThreadShards:
             for f in futures:
                 f.exception()          # wait: the shards' buffers must be idle when we return
         return [first] + [f.result() for f in futures]
+
+
+def part_of(n, comm):
+    """(start, stop) of this process's share of n samples (empty where n < comm.size)."""
+    bounds = shard_bounds(n, comm.size)
+    return bounds[comm.rank] if comm.rank < len(bounds) else (n, n)
+
+
+class SingleProcess:
+    """The communicator of a run in one process: rank 0 of 1.  A multi-process one (MPI)
+    has the same four members and sums over every process."""
+    rank, size = 0, 1
+
+    def allreduce_sum(self, array):
+        """Replace ``array`` by its sum over the processes, in place; returns it."""
+        return array
+
+    def broadcast(self, array, root=0):
+        """Overwrite ``array`` with process ``root``'s copy, in place; returns it."""
+        return array
+
+    def sum_scalars(self, *values):
+        """The sums over the processes of a few numbers, as a tuple of floats."""
+        return tuple(float(v) for v in values)

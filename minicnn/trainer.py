@@ -5,6 +5,7 @@ from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
+from .parallel import part_of
 from .workspace import Workspace
 
 
@@ -26,20 +27,23 @@ class NonFiniteLoss(ArithmeticError):
 def train_epoch(model, optimizer, x, y, batch_size, order, on_batch=None, epoch=1):
     """One pass over the samples x[order], y[order] (backend arrays) in batches of
     ``batch_size`` (the last may be short): a training step each.  Returns (mean loss,
-    accuracy) over the epoch.  The benchmarks time this same loop."""
+    accuracy) over the epoch.  Over several processes (model.comm) every process draws the
+    same order and trains its part of each batch.  The benchmarks time this same loop."""
     xp = model.backend.xp
     ws = Workspace(xp)           # the batch buffers, reused from step to step
     n = len(order)
     steps = math.ceil(n / batch_size)
     loss_sum, correct = 0.0, 0
     for step in range(steps):
-        idx = order[step * batch_size:(step + 1) * batch_size]
+        batch = order[step * batch_size:(step + 1) * batch_size]
+        a, b = part_of(len(batch), model.comm)
+        idx = batch[a:b]
         xb = xp.take(x, idx, axis=0, out=ws.empty("x", (len(idx),) + x.shape[1:], x.dtype))
         yb = xp.take(y, idx, out=ws.empty("y", (len(idx),), y.dtype))
         loss, hits = model.train_step(xb, yb, optimizer)
         if not math.isfinite(loss):
             raise NonFiniteLoss(f"the loss became {loss} in epoch {epoch}, step {step + 1}")
-        loss_sum += loss * len(idx)
+        loss_sum += loss * len(batch)
         correct += hits
         if on_batch:
             on_batch(epoch, step + 1, steps, loss_sum / min(n, (step + 1) * batch_size))
