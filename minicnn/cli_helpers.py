@@ -61,8 +61,9 @@ def number_list(kind):
     return parse
 
 
-def add_data_flags(parser):
-    parser.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"])
+def add_data_flags(parser, dataset_help=None):
+    parser.add_argument("--dataset", default=None if dataset_help else "mnist",
+                        choices=["mnist", "fashion-mnist"], help=dataset_help)
     parser.add_argument("--data-dir", help="data root (default: $MINICNN_DATA, else "
                         "~/.cache/minicnn/data); the files go in <root>/<dataset>/")
 

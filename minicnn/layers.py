@@ -39,6 +39,10 @@ class Layer:
     def _output_shape(self, input_shape):
         return input_shape
 
+    def parameter_shapes(self):
+        """{name: shape} of the parameters of the built layer (empty for most layers)."""
+        return {}
+
     def initial_params(self, rng):
         """{name: float64 host array} of freshly drawn parameters (empty for most layers)."""
         return {}
@@ -88,6 +92,9 @@ class Conv2D(Layer):
         c, h, w = _image_input(self, input_shape)
         self.g = window(h, w, self.kernel_size, self.stride, self.padding, self.name)
         return self.filters, self.g.oh, self.g.ow
+
+    def parameter_shapes(self):
+        return {"w": (self.filters, self.input_shape[0], *self.kernel_size), "b": (self.filters,)}
 
     def initial_params(self, rng):
         c = self.input_shape[0]
@@ -152,6 +159,9 @@ class Dense(Layer):
             raise ValueError(f"{self.name}: needs flat (D,) input, got {input_shape}; "
                              "put a Flatten() before it")
         return (self.units,)
+
+    def parameter_shapes(self):
+        return {"w": (self.input_shape[0], self.units), "b": (self.units,)}
 
     def initial_params(self, rng):
         d = self.input_shape[0]

@@ -13,7 +13,7 @@ import json
 
 import numpy as np
 
-from . import ops, validate
+from . import memory, ops, validate
 from ._atomic import atomic_open
 from .backend import get_backend
 from .layers import LAYER_TYPES, Conv2D, Layer
@@ -90,15 +90,20 @@ class Sequential:
         self.backend = get_backend(backend)
         self.dtype = np.dtype(dtype)
         self.seed, self.layers, self.input_shape, self.fuse = seed, layers, shape, fuse
-        rng = np.random.default_rng(seed)
-        counts, initial = {}, []
+        self.metadata = {}          # saved with the model: what it was trained on
+        counts = {}
         for layer in layers:
             base = type(layer).__name__.lower()
             layer.name = base if base not in counts else f"{base}_{counts[base]}"
             counts[base] = counts.get(base, 0) + 1
             shape = layer.build(shape)
-            initial.append(layer.initial_params(rng))
         self.output_shape = shape
+        parameters = sum(int(np.prod(s)) for layer in layers
+                         for s in layer.parameter_shapes().values())
+        memory.check(memory.parameter_bytes(parameters, self.dtype.itemsize, self.threads),
+                     f"Sequential: a model of {parameters:,} parameters")
+        rng = np.random.default_rng(seed)
+        initial = [layer.initial_params(rng) for layer in layers]
         # Where each parameter lives in the flat buffers: (layer, key, offset, shape).
         self._slots, offset = [], 0
         for layer, values in zip(layers, initial):
@@ -303,10 +308,12 @@ class Sequential:
                 "layers": [{"type": type(layer).__name__, **layer.config()}
                            for layer in self.layers]}
 
-    def save(self, path):
-        """Write architecture and weights to one .npz file, atomically."""
+    def save(self, path, **metadata):
+        """Write architecture, weights and ``metadata`` (JSON values, e.g. dataset="mnist",
+        kept in ``model.metadata`` when loaded) to one .npz file, atomically."""
         arrays = {f"param:{name}": self.backend.to_numpy(p) for name, p in self.params()}
-        arrays["architecture"] = np.array(json.dumps(self.architecture()))
+        arrays["architecture"] = np.array(json.dumps(dict(self.architecture(),
+                                                          metadata={**self.metadata, **metadata})))
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         with atomic_open(path, "wb") as f:
@@ -339,10 +346,11 @@ def load(path, backend="numpy", dtype=None, threads=1, comm=None):
             weights = {k[len("param:"):]: data[k] for k in data.files if k.startswith("param:")}
     except FileNotFoundError:
         raise
-    except Exception as exc:  # zip, JSON and key errors all mean "not one of ours"
-        raise ValueError(f"{path}: not a minicnn model file ({exc}); "
-                         "save one with Sequential.save()") from None
+    except Exception:  # zip, pickle, JSON and key errors all mean "not one of ours"
+        raise ValueError(f"{path}: not a minicnn model file (one written by "
+                         "Sequential.save() or python -m minicnn.train --out)") from None
     model = from_architecture(arch, backend=backend, dtype=dtype, threads=threads, comm=comm)
+    model.metadata = dict(arch.get("metadata", {}))
     for name, p in model.params():
         if name not in weights or weights[name].shape != p.shape:
             raise ValueError(f"{path}: weights for {name} are missing or have the wrong shape")

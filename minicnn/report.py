@@ -43,9 +43,16 @@ def finish_figure(fig, axes, path):
 
 
 def plot_learning_curve(history, path, title):
-    """Accuracy (train and validation) and loss against epoch."""
-    fig, (ax_acc, ax_loss) = new_figure(ncols=2, figsize=(10, 4))
+    """Accuracy (train and validation) and loss against epoch (whole epochs on the axis)."""
+    from matplotlib.ticker import MaxNLocator
+    fig, (ax_acc, ax_loss) = new_figure(ncols=2, figsize=(11, 4), layout="constrained")
     epochs = [h["epoch"] for h in history]
+    for ax in (ax_acc, ax_loss):
+        if len(epochs) <= 12:
+            ax.set_xticks(epochs)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
     ax_acc.plot(epochs, [h["train_accuracy"] for h in history], "o-", label="train")
     ax_acc.plot(epochs, [h["val_accuracy"] for h in history], "s-", label="validation")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title=title)

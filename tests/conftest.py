@@ -1,5 +1,6 @@
 """Fixtures and helpers shared by the tests."""
 import gzip
+import hashlib
 import os
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 
 from minicnn.backend import backend_class, get_backend
-from minicnn.data import FILES, encode_idx
+from minicnn.data import FILES, datasets, encode_idx
 
 # CPU backends always run: if one cannot, that is a failure, not a skip.
 CPU_BACKENDS = ["numpy", "numba", "cudasim"]
@@ -43,8 +44,10 @@ needs_mnist = pytest.mark.skipif(
     reason="real MNIST not found: set MINICNN_DATA to a folder with mnist/*-ubyte.gz")
 
 
-def fake_mnist(root, n_train=20, n_test=7, n_labels=None, compress=True):
-    """Random MNIST-shaped IDX files in root/mnist/; returns the four uint8 arrays."""
+def fake_mnist(root, n_train=20, n_test=7, n_labels=None, compress=True, monkeypatch=None):
+    """Random MNIST-shaped IDX files in root/mnist/; returns the four uint8 arrays.  With
+    ``monkeypatch``, their checksums replace MNIST's for the test, so that loading them
+    passes the verification real files get."""
     rng = np.random.default_rng(0)
     folder = root / "mnist"
     folder.mkdir(parents=True, exist_ok=True)
@@ -52,12 +55,17 @@ def fake_mnist(root, n_train=20, n_test=7, n_labels=None, compress=True):
               rng.integers(0, 10, n_labels or n_train, dtype=np.uint8),
               rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
               rng.integers(0, 10, n_test, dtype=np.uint8)]
+    sums = {}
     for name, a in zip(FILES, arrays):
         data = encode_idx(a)
+        sums[name] = hashlib.sha256(data).hexdigest()
         if compress:
             (folder / name).write_bytes(gzip.compress(data))
         else:
             (folder / name[:-3]).write_bytes(data)
+    if monkeypatch is not None:
+        monkeypatch.setitem(datasets.DATASETS, "mnist", datasets.DATASETS["mnist"]._replace(
+            sha256=sums))
     return arrays
 
 

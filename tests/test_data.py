@@ -1,5 +1,6 @@
 """IDX reading, corruption errors, dataset lookup and download, and the real MNIST splits."""
 import gzip
+import os
 
 import numpy as np
 import pytest
@@ -48,8 +49,8 @@ def test_truncated_gzip(tmp_path):
 
 
 @pytest.mark.parametrize("compress", [True, False], ids=["gz", "raw"])
-def test_load_dataset_splits_and_scales(tmp_path, compress):
-    arrays = fake_mnist(tmp_path, compress=compress)
+def test_load_dataset_splits_and_scales(tmp_path, compress, monkeypatch):
+    arrays = fake_mnist(tmp_path, compress=compress, monkeypatch=monkeypatch)
     d = load_dataset("mnist", tmp_path, download=False, validation_size=5)
     assert [len(s.y) for s in d] == [15, 5, 7]
     assert d.train.x.shape == (15, 1, 28, 28) and d.train.x.dtype == np.float32
@@ -60,8 +61,8 @@ def test_load_dataset_splits_and_scales(tmp_path, compress):
     np.testing.assert_array_equal(limited.val.y, d.val.y)
 
 
-def test_mismatched_counts_are_named(tmp_path):
-    fake_mnist(tmp_path, n_labels=19)
+def test_mismatched_counts_are_named(tmp_path, monkeypatch):
+    fake_mnist(tmp_path, n_labels=19, monkeypatch=monkeypatch)
     with pytest.raises(DataError, match="has 20 images but train-labels-idx1-ubyte.gz has 19"):
         load_dataset("mnist", tmp_path, download=False)
 
@@ -135,3 +136,42 @@ def test_real_mnist_splits_and_label_counts():
     assert float(np.concatenate([d.train.x, d.val.x]).mean()) * 255 == pytest.approx(33.318,
                                                                                        abs=1e-3)
     assert d.train.y[0] == 5 and 0.0 <= d.train.x.min() and d.train.x.max() <= 1.0
+
+
+@pytest.mark.parametrize("compress", [True, False], ids=["gz", "raw"])
+def test_a_flipped_byte_in_a_local_file_is_refused(tmp_path, monkeypatch, compress):
+    """Local files get the same SHA-256 check as downloads, before any training."""
+    fake_mnist(tmp_path, compress=compress, monkeypatch=monkeypatch)
+    name = FILES[0] if compress else FILES[0][:-3]
+    path = tmp_path / "mnist" / name
+    raw = bytearray(gzip.decompress(path.read_bytes()) if compress else path.read_bytes())
+    raw[1000] ^= 0x40                                   # one pixel of one image
+    path.write_bytes(gzip.compress(bytes(raw)) if compress else bytes(raw))
+    with pytest.raises(DataError, match=f"{name} is corrupt: the SHA-256 of its content is "
+                                        ".*delete it so it is downloaded again"):
+        load_dataset("mnist", tmp_path, download=False)
+
+
+def test_verified_files_get_a_stamp_and_are_not_hashed_again(tmp_path, monkeypatch):
+    fake_mnist(tmp_path, monkeypatch=monkeypatch)
+    load_dataset("mnist", tmp_path, download=False)
+    stamps = sorted(p.name for p in (tmp_path / "mnist").glob("*.verified"))
+    assert stamps == sorted(f + ".verified" for f in FILES)
+    calls = []
+    real = datasets.hashlib.sha256
+    monkeypatch.setattr(datasets.hashlib, "sha256", lambda *a: calls.append(a) or real(*a))
+    load_dataset("mnist", tmp_path, download=False)
+    assert calls == []                                  # stamps matched: nothing re-hashed
+    path = tmp_path / "mnist" / FILES[1]
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    load_dataset("mnist", tmp_path, download=False)
+    assert len(calls) == 1                              # a touched file is checked again
+
+
+def test_read_only_data_folder_keeps_its_stamps_in_the_cache(tmp_path, monkeypatch):
+    fake_mnist(tmp_path, monkeypatch=monkeypatch)
+    monkeypatch.setenv("MINICNN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(datasets.os, "access", lambda path, mode: False)
+    load_dataset("mnist", tmp_path, download=False)
+    assert len(list((tmp_path / "cache" / "verified").glob("*.json"))) == 4
+    assert not list((tmp_path / "mnist").glob("*.verified"))

@@ -2,11 +2,15 @@
 
 Data root: ``--data-dir``, else $MINICNN_DATA, else ~/.cache/minicnn/data
 (XDG_CACHE_HOME respected); each dataset in ``<root>/<name>/``.  Missing files
-are downloaded from the public mirrors in turn, atomically, and verified by
-the SHA-256 of their *decompressed* content.
+are downloaded from the public mirrors in turn, atomically.  Every file, local
+or downloaded, is verified by the SHA-256 of its *decompressed* content the
+first time it is read; a small stamp (beside the file, or in the cache folder
+where the data folder is read-only) remembers the verified size and
+modification time, so later runs skip the hash.
 """
 import gzip
 import hashlib
+import json
 import os
 import sys
 import urllib.request
@@ -16,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._atomic import atomic_open
-from .idx import IdxError, read_idx
+from .idx import IdxError, parse_idx, read_bytes
 
 FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
          "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
@@ -73,6 +77,11 @@ def _info(name):
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
     return DATASETS[name]
+
+
+def _known(path):
+    """The name in FILES of a data file found as .gz or raw."""
+    return path.name if path.name.endswith(".gz") else path.name + ".gz"
 
 
 def _find(name, filename, root):
@@ -154,10 +163,54 @@ class Dataset(NamedTuple):
     test: Split
 
 
-def _pair(images_path, labels_path):
+def _stamp_path(path):
+    """Where the stamp of a verified file lives: beside it, or in the cache if it is read-only."""
+    if os.access(path.parent, os.W_OK):
+        return path.with_name(path.name + ".verified")
+    key = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:24]
+    cache = os.environ.get("MINICNN_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "minicnn")
+    return Path(cache) / "verified" / f"{key}.json"
+
+
+def _file_state(path):
+    st = path.stat()
+    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def read_verified(path, expected_sha256):
+    """The decompressed bytes of a data file, checked against the published SHA-256 unless a
+    stamp says this very file (same size and modification time) was checked before."""
+    data = read_bytes(path)
+    if not expected_sha256:
+        return data
+    stamp = _stamp_path(path)
+    state = dict(_file_state(path), sha256=expected_sha256)
     try:
-        images = read_idx(images_path, expect_ndim=3)
-        labels = read_idx(labels_path, expect_ndim=1)
+        if json.loads(stamp.read_text()) == state:
+            return data
+    except (OSError, ValueError):
+        pass
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected_sha256:
+        raise DataError(f"{path} is corrupt: the SHA-256 of its content is {actual[:16]}..., "
+                        f"expected {expected_sha256[:16]}...; delete it so it is downloaded "
+                        "again, or replace it with the original file")
+    try:
+        with atomic_open(stamp, "w") as f:
+            f.write(json.dumps(state))
+    except OSError:
+        pass                        # no stamp: the file is hashed again next time
+    return data
+
+
+def _pair(name, images_path, labels_path):
+    sums = _info(name).sha256
+    try:
+        images = parse_idx(read_verified(images_path, sums.get(_known(images_path))),
+                           str(images_path), expect_ndim=3)
+        labels = parse_idx(read_verified(labels_path, sums.get(_known(labels_path))),
+                           str(labels_path), expect_ndim=1)
     except IdxError as exc:
         raise DataError(str(exc)) from None
     if len(images) != len(labels):
@@ -175,16 +228,8 @@ def load_dataset(name="mnist", data_dir=None, download=True, progress=True,
     ``validation_size`` images of the training file (55,000 / 5,000 / 10,000).
     ``train_limit`` keeps only the first N training images (quick runs)."""
     tr_img, tr_lbl, te_img, te_lbl = ensure_files(name, data_dir, download, progress)
-    x, y = _pair(tr_img, tr_lbl)
-    x_test, y_test = _pair(te_img, te_lbl)
+    x, y = _pair(name, tr_img, tr_lbl)
+    x_test, y_test = _pair(name, te_img, te_lbl)
     cut = len(x) - validation_size
     keep = min(cut, train_limit) if train_limit else cut
     return Dataset(Split(x[:keep], y[:keep]), Split(x[cut:], y[cut:]), Split(x_test, y_test))
-
-
-def batches(split: Split, batch_size, rng=None):
-    """(x, y) batches; shuffled by ``rng`` (a numpy Generator) when given. The last may be short."""
-    order = rng.permutation(len(split.y)) if rng is not None else np.arange(len(split.y))
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        yield split.x[idx], split.y[idx]
