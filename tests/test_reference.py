@@ -79,3 +79,58 @@ def test_window_geometry(padding, expected):
     (h, w), kernel, stride, pad = padding
     g = window(h, w, kernel, stride, pad)
     assert (g.pad_top, g.pad_bottom, g.pad_left, g.pad_right, g.oh, g.ow) == expected
+
+
+@pytest.mark.parametrize("case", [((1, 1, 5, 7), (3, 3), (2, 2), (1, 1)),
+                                  ((2, 1, 4, 5), (2, 3), (2, 1), "same")], ids=case_id)
+def test_padded_pool_windows_with_ties(backend, case):
+    """Windows that reach into the padding, over values that tie (and negative ones, which the
+    padding must not beat): the first real maximum of each window wins, forward and backward."""
+    x_shape, pool, stride, padding = case
+    g = window(*x_shape[2:], pool, stride, padding)
+    x = np.round(np.random.default_rng(0).standard_normal(x_shape)) - 1.0     # ties, negatives
+    y, cache = ops.maxpool_forward(backend.asarray(cnhw(x)), g, backend)
+    np.testing.assert_array_equal(nchw(backend.to_numpy(y)), reference.maxpool_forward(x, g))
+    dy = np.arange(1.0, y.size + 1).reshape(nchw(backend.to_numpy(y)).shape)
+    np.testing.assert_array_equal(
+        nchw(backend.to_numpy(ops.maxpool_backward(backend.asarray(cnhw(dy)), cache))),
+        reference.maxpool_backward(dy, x, g))
+
+
+@pytest.mark.parametrize("scale", [1e3, 1e4])
+def test_softmax_cross_entropy_with_huge_logits(backend, rng, scale):
+    """Logits of magnitude 1e3 and 1e4 (exp would overflow without the max shift), through the
+    loss this backend actually trains with (its fused kernel where it has one)."""
+    logits = rng.standard_normal((6, 10)) * scale
+    labels = rng.integers(0, 10, 6)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    want_loss = -log_p[np.arange(6), labels].mean()
+    want_d = (np.exp(log_p) - np.eye(10)[labels]) / 6
+    loss_fn = ops.resolve("softmax_cross_entropy", backend)
+    loss, d = loss_fn(backend.asarray(logits), backend.asarray(labels), backend)
+    assert np.isfinite(loss) and loss == pytest.approx(want_loss, rel=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(d), want_d, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("h,w,k,s", [(28, 28, 3, 1), (28, 28, 2, 1), (28, 28, 4, 1), (7, 6, 3, 2),
+                                     (6, 6, 3, 2), (9, 4, 5, 3), (5, 8, 1, 2)])
+def test_same_padding_is_tensorflows(backend, rng, h, w, k, s):
+    """'same' against TensorFlow's rule, written here from its documentation (out =
+    ceil(in / s), total padding max((out - 1) * s + k - in, 0), the odd one at the end),
+    applied with np.pad and a 'valid' convolution: nothing read back from minicnn."""
+    def pads(size):
+        out = -(-size // s)
+        total = max((out - 1) * s + k - size, 0)
+        return total // 2, total - total // 2
+    x = rng.standard_normal((2, 1, h, w))
+    wt = rng.standard_normal((3, 1, k, k))
+    b = rng.standard_normal(3)
+    padded = np.pad(x, ((0, 0), (0, 0), pads(h), pads(w)))
+    want = reference.conv_forward(padded, wt, b, window(*padded.shape[2:], (k, k), (s, s),
+                                                         "valid"))
+    g = window(h, w, (k, k), (s, s), "same")
+    got, _ = ops.conv2d_forward(backend.asarray(cnhw(x)), backend.asarray(wt), backend.asarray(b),
+                                g, backend)
+    assert want.shape[2:] == (-(-h // s), -(-w // s))
+    np.testing.assert_allclose(nchw(backend.to_numpy(got)), want, rtol=1e-10, atol=1e-12)
