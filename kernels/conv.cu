@@ -1,4 +1,4 @@
-// im2col / col2im for convolution, NCHW input.
+// im2col / col2im for convolution, input laid out (C, N, H, W).
 // Column layout: col[((((c * KH + ky) * KW + kx) * N + n) * OH + oh) * OW + ow],
 // i.e. a (C*KH*KW, N*OH*OW) matrix, so forward is one GEMM: w2d @ col.
 // PT/PL are the top/left padding; bottom/right padding is implied by OH/OW.
@@ -6,8 +6,8 @@
 
 template <typename T>
 __global__ void im2col(const T* __restrict__ x, T* __restrict__ col, int total,
-                       int N, int C, int H, int W, int KH, int KW, int SH,
-                       int SW, int PT, int PL, int OH, int OW) {
+                       int N, int H, int W, int KH, int KW, int SH, int SW,
+                       int PT, int PL, int OH, int OW) {
   GRID_STRIDE_LOOP(i, total) {
     int t = i;
     const int ow = t % OW; t /= OW;
@@ -19,7 +19,7 @@ __global__ void im2col(const T* __restrict__ x, T* __restrict__ col, int total,
     const int y = oh * SH - PT + ky;
     const int xx = ow * SW - PL + kx;
     const bool inside = y >= 0 && y < H && xx >= 0 && xx < W;
-    col[i] = inside ? x[((n * C + c) * H + y) * W + xx] : T(0);
+    col[i] = inside ? x[((c * N + n) * H + y) * W + xx] : T(0);
   }
 }
 
@@ -27,14 +27,14 @@ __global__ void im2col(const T* __restrict__ x, T* __restrict__ col, int total,
 // it, so there are no atomics and the result is deterministic.
 template <typename T>
 __global__ void col2im(const T* __restrict__ col, T* __restrict__ dx, int total,
-                       int N, int C, int H, int W, int KH, int KW, int SH,
-                       int SW, int PT, int PL, int OH, int OW) {
+                       int N, int H, int W, int KH, int KW, int SH, int SW,
+                       int PT, int PL, int OH, int OW) {
   GRID_STRIDE_LOOP(i, total) {
     int t = i;
     const int w = t % W; t /= W;
     const int h = t % H; t /= H;
-    const int c = t % C;
-    const int n = t / C;
+    const int n = t % N;
+    const int c = t / N;
     T sum = T(0);
     for (int ky = 0; ky < KH; ++ky) {
       const int ys = h + PT - ky;  // = oh * SH for the window that reads (h, w) at ky

@@ -1,5 +1,6 @@
-// Max pooling, NCHW.  argmax holds the flat index h * W + w of the first
-// (row-major) maximum of each window; padding is never a candidate.
+// Max pooling over planes of H x W pixels (the C*N planes of a (C, N, H, W) image).
+// argmax holds the flat index h * W + w of the first (row-major) maximum of each
+// window; padding is never a candidate; the first NaN wins, as in numpy.argmax.
 #include "common.cuh"
 
 template <typename T>
@@ -20,7 +21,8 @@ __global__ void maxpool_fwd(const T* __restrict__ x, T* __restrict__ y,
         const int s = ow * SW - PL + kx;
         if (s < 0 || s >= W) continue;
         const T v = plane[r * W + s];
-        if (best < 0 || v > best_value) {
+        // v != v: v is NaN, and it beats a number (but not an earlier NaN).
+        if (best < 0 || v > best_value || (v != v && best_value == best_value)) {
           best = r * W + s;
           best_value = v;
         }

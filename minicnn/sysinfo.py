@@ -26,9 +26,6 @@ def system_info(backend=None):
         pass
     from . import __version__
     info["minicnn"] = __version__
-    if backend is not None and backend.name == "cupy":
-        import cupy
-        info["cupy"] = cupy.__version__
-        info["gpu"] = backend.device_name()
-        info["cuda_runtime"] = cupy.cuda.runtime.runtimeGetVersion()
+    if hasattr(backend, "device_info"):     # a GPU backend: its library and device
+        info.update(backend.device_info())
     return info

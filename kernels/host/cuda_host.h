@@ -9,7 +9,6 @@
 
 #include <cmath>
 
-#define MINICNN_HOST_SIM 1
 #define __global__
 #define __device__
 #define __host__
@@ -19,6 +18,7 @@ void __syncthreads() = delete;  // see above
 
 using std::exp;
 using std::log;
+using std::sqrt;
 
 struct dim3 {
   unsigned x, y, z;

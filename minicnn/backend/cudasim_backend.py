@@ -1,7 +1,7 @@
 """cudasim: the CUDA kernels of kernels/*.cu compiled for the host and run on the CPU.
 
 For debugging and testing kernels without a GPU.  The same sources and the
-same launch code (``kernels.CudaKernelBackend``, driven by the kernel table)
+same launch code (``cuda_shared.CudaKernelBackend``, driven by the kernel table)
 as the ``cupy`` backend; only ``_run`` differs: a C++ wrapper per kernel
 instance loops over the grid (blocks in parallel with OpenMP, the threads of
 a block in order) and calls the kernel body once per (block, thread).
@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .kernels import CTYPE, KERNELS, CudaKernelBackend, instantiation, kernel_dir
+from .cuda_shared import (CTYPE, KERNELS, CudaKernelBackend, c_signature, c_type, instantiation,
+                          kernel_dir, split_param)
 
 CXXFLAGS = ("-O2", "-std=c++17", "-shared", "-fPIC", "-fopenmp", "-Wall", "-Werror",
             "-Wno-unknown-pragmas")
@@ -44,12 +45,11 @@ def host_translation_unit():
     lines = ['#include "host/cuda_host.h"']
     lines += [f'#include "{f}"' for f in sorted({k.source for k in KERNELS.values()})]
     for name, spec in KERNELS.items():
-        for ctype in CTYPE.values():
-            params = ", ".join(f"{a.replace('T', ctype)} a{i}" for i, a in enumerate(spec.args))
-            call = ", ".join(f"a{i}" for i in range(len(spec.args)))
-            lines.append(f'extern "C" void launch_{name}_{ctype}(unsigned grid, unsigned block, '
-                         f'{params}) {{\n  sim_launch(grid, block, [&] {{ '
-                         f'{instantiation(name, ctype)}({call}); }});\n}}')
+        call = ", ".join(split_param(p)[1] for p in spec.params)
+        for element in CTYPE.values():
+            lines.append(f'extern "C" void launch_{name}_{element}(unsigned grid, unsigned block, '
+                         f'{c_signature(name, element)}) {{\n  sim_launch(grid, block, [&] {{ '
+                         f'{instantiation(name, element)}({call}); }});\n}}')
     return "\n".join(lines) + "\n"
 
 
@@ -80,12 +80,12 @@ def load_library():
             os.replace(out, lib_path)     # atomic: a concurrent build just wins or loses the race
     lib = ctypes.CDLL(str(lib_path))
     for name, spec in KERNELS.items():
-        for ctype in CTYPE.values():
-            fn = getattr(lib, f"launch_{name}_{ctype}")
+        types = [split_param(p)[0] for p in spec.params]
+        for element in CTYPE.values():
+            fn = getattr(lib, f"launch_{name}_{element}")
             fn.restype = None
             fn.argtypes = [ctypes.c_uint, ctypes.c_uint] + [
-                ctypes.c_void_p if a.endswith("*") else _CARG[a.replace("T", ctype)]
-                for a in spec.args]
+                ctypes.c_void_p if t.endswith("*") else _CARG[c_type(t, element)] for t in types]
     return lib
 
 
@@ -103,7 +103,7 @@ class CudaSimBackend(CudaKernelBackend):
     def __init__(self):
         self.lib = load_library()
 
-    def _run(self, name, ctype, blocks, threads, args):
+    def _run(self, name, element, blocks, threads, args):
         c_args = [a.ctypes.data if isinstance(a, np.ndarray) else a.item() for a in args]
-        getattr(self.lib, f"launch_{name}_{ctype}")(blocks, threads, *c_args)
+        getattr(self.lib, f"launch_{name}_{element}")(blocks, threads, *c_args)
 

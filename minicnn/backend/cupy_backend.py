@@ -1,14 +1,15 @@
 """cupy: arrays on an NVIDIA GPU, our kernels from kernels/*.cu, GEMMs in cuBLAS.
 
-The only module that imports CuPy.  Each .cu file becomes one ``RawModule``,
-compiled by NVRTC on first use (CuPy caches the binary on disk) with the
-float and double instances named by the kernel table.
+The only module of minicnn that imports CuPy (sysinfo asks ``device_info()``).
+Each .cu file becomes one ``RawModule``, compiled by NVRTC on first use (CuPy
+caches the binary on disk) with the float and double instances named by the
+kernel table; the launches are those of ``cuda_shared``.
 """
 import functools
 
 import numpy as np
 
-from .kernels import CTYPE, KERNELS, CudaKernelBackend, instantiation, kernel_source
+from .cuda_shared import CTYPE, KERNELS, CudaKernelBackend, instantiation, kernel_source
 
 NVRTC_OPTIONS = ("-std=c++17",)
 
@@ -21,8 +22,8 @@ except Exception as exc:  # ImportError, or a broken CUDA install failing at imp
 
 @functools.lru_cache(maxsize=None)
 def load_module(filename):
-    names = [instantiation(name, ctype) for name, spec in KERNELS.items()
-             if spec.source == filename for ctype in CTYPE.values()]
+    names = [instantiation(name, element) for name, spec in KERNELS.items()
+             if spec.source == filename for element in CTYPE.values()]
     return cupy.RawModule(code=kernel_source(filename), options=NVRTC_OPTIONS,
                           name_expressions=names)
 
@@ -54,10 +55,12 @@ class CupyBackend(CudaKernelBackend):
     def synchronize(self):
         cupy.cuda.get_current_stream().synchronize()
 
-    def device_name(self):
+    def device_info(self):
+        """Versions and device, recorded with every result (see minicnn.sysinfo)."""
         props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
-        return props["name"].decode()
+        return {"cupy": cupy.__version__, "gpu": props["name"].decode(),
+                "cuda_runtime": cupy.cuda.runtime.runtimeGetVersion()}
 
-    def _run(self, name, ctype, blocks, threads, args):
-        kernel = load_module(KERNELS[name].source).get_function(instantiation(name, ctype))
+    def _run(self, name, element, blocks, threads, args):
+        kernel = load_module(KERNELS[name].source).get_function(instantiation(name, element))
         kernel((blocks,), (threads,), tuple(args))
