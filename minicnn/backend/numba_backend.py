@@ -19,7 +19,7 @@ except Exception as exc:      # keeps minicnn importable; the backend says why i
 
 # Modules of numba_kernels/ whose FUSED tables (op name -> kernel in the reference's
 # signature, see minicnn.ops) make up this backend's ``fused``.
-FUSED_MODULES = ("loss", "update", "direct", "columns")
+FUSED_MODULES = ("loss", "update", "direct", "columns", "winograd")
 
 
 def _fused_kernels():
