@@ -86,15 +86,6 @@ def tap_view(planes, c, n, s, ww, r, t):
 
 
 
-@reduce
-def any_nan(a):
-    """True if the 1-D array holds a NaN (or infinities that sum to one)."""
-    total = a.dtype.type(0)
-    for q in range(a.size):
-        total += a[q]
-    return total != total
-
-
 @kernel
 def compact(src, ww, out):
     """out (rows, cols) = the valid columns of src, a plane stored with row stride ww."""
@@ -116,12 +107,14 @@ def expand(src, ww, out):
             out[i * ww + j] = flat[i * cols + j]
 
 
-@kernel
+@reduce
 def relu_pool_2x2(acc, y, argmax):
     """y[q] = relu(max of the four phases at q), argmax[q] = the winning phase; the first
-    maximum wins ties.  Branch-free over flat q, so it vectorises; for NaN-free acc."""
+    maximum wins ties.  Branch-free over flat q, so it vectorises.  Returns False where a
+    phase held a NaN, which the comparisons cannot rank: then relu_pool_2x2_nan redoes it."""
     a0, a1, a2, a3 = acc[0], acc[1], acc[2], acc[3]
     zero = acc.dtype.type(0)
+    nans = 0
     for q in range(y.size):
         best, k = a0[q], np.uint8(0)
         v = a1[q]
@@ -135,6 +128,9 @@ def relu_pool_2x2(acc, y, argmax):
         best, k = (v if take else best), (np.uint8(3) if take else k)
         y[q] = zero if best < zero else best
         argmax[q] = k
+        total = a0[q] + a1[q] + a2[q] + a3[q]
+        nans += total != total
+    return nans == 0
 
 
 @kernel
@@ -148,7 +144,6 @@ def relu_pool_2x2_nan(acc, y, argmax):
                 best, k = v, phase
         y[q] = 0 if best < 0 else best             # ReLU; NaN stays NaN
         argmax[q] = k
-
 
 
 @reduce
@@ -174,10 +169,8 @@ def unpool_relu(dy, y, argmax, dz):
 def pool_epilogue(acc, ww, y_pad, argmax, y):
     """ReLU and the 2x2 max of one plane's four phases acc (4, length): y_pad and argmax at
     row stride ww (kept for backward), y compact (rows, cols)."""
-    if any_nan(acc.reshape(acc.size)):
+    if not relu_pool_2x2(acc, y_pad, argmax):
         relu_pool_2x2_nan(acc, y_pad, argmax)
-    else:
-        relu_pool_2x2(acc, y_pad, argmax)
     compact(y_pad, ww, y)
 
 
