@@ -46,16 +46,13 @@ class NumbaBackend(Backend):
         self.fused = _fused_kernels()
 
     def im2col(self, x, g, out):
-        return self._columns.im2col(x, g.kh, g.kw, g.sh, g.sw, g.pad_top, g.pad_left, g.oh, g.ow,
-                                    out)
+        return self._columns.im2col(x, g, out)
 
     def col2im(self, col, g, out):
-        return self._columns.col2im(col, g.kh, g.kw, g.sh, g.sw, g.pad_top, g.pad_left, g.oh,
-                                    g.ow, out)
+        return self._columns.col2im(col, g, out)
 
     def maxpool_forward(self, x, g, out, argmax):
-        return self._pool.maxpool_forward(x, g.kh, g.kw, g.sh, g.sw, g.pad_top, g.pad_left, out,
-                                          argmax)
+        return self._pool.maxpool_forward(x, g, out, argmax)
 
     def maxpool_backward(self, dy, argmax, g, out):
         return self._pool.maxpool_backward(dy, argmax, out)

@@ -14,68 +14,57 @@ import numpy as np
 from ...ops import OpPair
 from ...workspace import Workspace
 from . import kernel, reduce
+from .windows import window_maps
 from .planes import (Planes, from_phase_planes, phase_planes, plane_geometry, pool_epilogue,
                      tap_view, unpool_plane)
 
 
 @kernel
-def _column_range(ow, w, sw, pl, kx):
-    """Output columns [lo, hi) whose input column j * sw - pl + kx lies in [0, w)."""
-    lo = min(max(0, (pl - kx + sw - 1) // sw), ow)
-    hi = max(min(ow, (w - 1 + pl - kx) // sw + 1), lo)
-    return lo, hi
-
-
-@kernel
-def im2col(x, kh, kw, sh, sw, pt, pl, oh, ow, col):
-    """x (C, N, H, W) -> col (C*KH*KW, N*OH*OW): row (c, ky, kx) holds x[c, n, i*sh - pt + ky,
-    j*sw - pl + kx] at column (n, i, j), zero where that falls in the padding."""
-    c_, n_, h, w = x.shape
-    col6 = col.reshape(c_, kh, kw, n_, oh, ow)
+def _im2col(x, reads, col):
+    """col rows (c, tap), column block n = x[c, n] gathered through reads[tap] (0: padding)."""
+    c_, n_ = x.shape[:2]
+    taps, pixels = reads.shape
     zero = x.dtype.type(0)
     for c in range(c_):
-        for ky in range(kh):
-            for kx in range(kw):
-                lo, hi = _column_range(ow, w, sw, pl, kx)
-                for n in range(n_):
-                    out = col6[c, ky, kx, n]
-                    for i in range(oh):
-                        y = i * sh - pt + ky
-                        row = out[i]
-                        if y < 0 or y >= h:
-                            row[:] = zero
-                            continue
-                        row[:lo] = zero
-                        row[hi:] = zero
-                        dst = row[lo:hi]
-                        src = x[c, n, y, lo * sw - pl + kx:]
-                        for j in range(hi - lo):
-                            dst[j] = src[j * sw]
-    return col
+        for n in range(n_):
+            plane = x[c, n].reshape(x.shape[2] * x.shape[3])
+            for k in range(taps):
+                out = col[c * taps + k, n * pixels:]
+                index = reads[k]
+                for q in range(pixels):
+                    i = index[q]
+                    out[q] = plane[max(i, 0)] if i >= 0 else zero
 
 
 @kernel
-def col2im(col, kh, kw, sh, sw, pt, pl, oh, ow, dx):
-    """col (C*KH*KW, N*OH*OW) -> dx (C, N, H, W): every column entry added back to the input
-    pixel im2col took it from (the padding's entries are dropped)."""
-    c_, n_, h, w = dx.shape
-    col6 = col.reshape(c_, kh, kw, n_, oh, ow)
-    dx[...] = 0
+def _col2im(col, read_by, dx):
+    """dx[c, n, p] = the sum over taps of the column entry that read input pixel p."""
+    c_, n_ = dx.shape[:2]
+    taps, pixels = read_by.shape
+    windows = col.shape[1] // n_
+    zero = dx.dtype.type(0)
     for c in range(c_):
-        for ky in range(kh):
-            for kx in range(kw):
-                lo, hi = _column_range(ow, w, sw, pl, kx)
-                for n in range(n_):
-                    src = col6[c, ky, kx, n]
-                    for i in range(oh):
-                        y = i * sh - pt + ky
-                        if y < 0 or y >= h:
-                            continue
-                        part = src[i, lo:hi]
-                        dst = dx[c, n, y, lo * sw - pl + kx:]
-                        for j in range(hi - lo):
-                            dst[j * sw] += part[j]
-    return dx
+        for n in range(n_):
+            plane = dx[c, n].reshape(pixels)
+            plane[:] = 0
+            for k in range(taps):
+                src = col[c * taps + k, n * windows:]
+                index = read_by[k]
+                for p in range(pixels):
+                    i = index[p]
+                    plane[p] += src[max(i, 0)] if i >= 0 else zero
+
+
+def im2col(x, g, out):
+    """x (C, N, H, W) -> out (C*KH*KW, N*OH*OW), columns ordered (n, oh, ow)."""
+    _im2col(x, window_maps(g, *x.shape[2:]).reads, out)
+    return out
+
+
+def col2im(col, g, out):
+    """col (C*KH*KW, N*OH*OW) -> out (C, N, H, W), the adjoint of im2col."""
+    _col2im(col, window_maps(g, *out.shape[2:]).read_by, out)
+    return out
 
 
 @kernel

@@ -1,47 +1,57 @@
-"""Max pooling over (C, N, H, W) planes, any window, stride and padding."""
+"""Max pooling over (C, N, H, W) planes, any window, stride and padding (the 2x2 pool after a
+convolution is fused into the convolution instead: planes.py)."""
+import numpy as np
+
 from . import kernel
+from .windows import window_maps
 
 
 @kernel
-def maxpool_forward(x, kh, kw, sh, sw, pt, pl, y, argmax):
-    """y[c, n, i, j] = max of window (i, j) of plane x[c, n]; argmax = its flat h * W + w.
+def _maxpool_forward(x, window_reads, y, argmax):
+    """y[c, n, q] = max over the taps of window q; argmax its flat input pixel.
 
-    The first maximum in row-major window order wins ties, padding never wins,
-    and the first NaN wins over numbers, as numpy.argmax does.
+    window_reads (OH*OW, KH*KW) lists each window's input pixels (-1: padding)
+    in row-major window order: the first maximum wins ties, padding never
+    wins, and the first NaN wins over numbers, as numpy.argmax does.
     """
-    c_, n_, h, w = x.shape
-    oh, ow = y.shape[2], y.shape[3]
+    c_, n_ = x.shape[:2]
+    windows, taps = window_reads.shape
     for c in range(c_):
         for n in range(n_):
-            plane = x[c, n]
-            for i in range(oh):
-                for j in range(ow):
-                    best, best_value = -1, plane[0, 0]
-                    for ky in range(kh):
-                        r = i * sh - pt + ky
-                        if r < 0 or r >= h:
-                            continue
-                        for kx in range(kw):
-                            s = j * sw - pl + kx
-                            if s < 0 or s >= w:
-                                continue
-                            v = plane[r, s]
-                            if best < 0 or v > best_value or (v != v and best_value == best_value):
-                                best, best_value = r * w + s, v
-                    y[c, n, i, j] = best_value
-                    argmax[c, n, i, j] = best
+            plane = x[c, n].reshape(x.shape[2] * x.shape[3])
+            best, arg = y[c, n].reshape(windows), argmax[c, n].reshape(windows)
+            for q in range(windows):
+                index = window_reads[q]
+                b, a = plane[0], -1
+                for k in range(taps):
+                    i = index[k]
+                    if i < 0:
+                        continue
+                    v = plane[i]
+                    if a < 0 or v > b or (v != v and b == b):
+                        b, a = v, i
+                best[q], arg[q] = b, a
+
+
+@kernel
+def _maxpool_backward(dy, argmax, dx):
+    """dx = 0, then dy[c, n, q] added at argmax[c, n, q] of its plane (windows may overlap,
+    so this scatter is sequential)."""
+    c_, n_ = dx.shape[:2]
+    for c in range(c_):
+        for n in range(n_):
+            plane = dx[c, n].reshape(dx.shape[2] * dx.shape[3])
+            plane[:] = 0
+            d, a = dy[c, n].ravel(), argmax[c, n].ravel()
+            for q in range(d.size):
+                plane[a[q]] += d[q]
+
+
+def maxpool_forward(x, g, y, argmax):
+    _maxpool_forward(x, window_maps(g, *x.shape[2:]).window_reads, y, argmax)
     return y, argmax
 
 
-@kernel
-def maxpool_backward(dy, argmax, dx):
-    """dx (C, N, H, W) = 0, then dy[c, n, i, j] added at argmax[c, n, i, j] of its plane."""
-    c_, n_, h, w = dx.shape
-    for c in range(c_):
-        for n in range(n_):
-            plane = dx[c, n].reshape(h * w)
-            plane[:] = 0
-            d, a = dy[c, n].ravel(), argmax[c, n].ravel()
-            for k in range(d.size):
-                plane[a[k]] += d[k]
-    return dx
+def maxpool_backward(dy, argmax, out):
+    _maxpool_backward(dy, argmax, out)
+    return out
