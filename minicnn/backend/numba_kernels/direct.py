@@ -28,7 +28,10 @@ from .planes import (Planes, compact, expand, from_phase_planes, phase_planes, p
 @kernel
 def _taps_3x3(out, length, k0, k1, k2, k3, k4, k5, k6, k7, k8, s0, s1, s2, s3, s4, s5, s6, s7,
               s8):
-    """out[q] += the nine taps of a 3x3 kernel at q: one pass, weights in registers."""
+    """out[q] += the nine taps of a 3x3 kernel at q: one pass, weights in registers.
+
+    The nine weights and views are spelled out as arguments: passed as a tuple of
+    arrays instead, the loop ran 2x slower (measured)."""
     for q in range(length):
         out[q] += (k0 * s0[q] + k1 * s1[q] + k2 * s2[q] + k3 * s3[q] + k4 * s4[q]
                    + k5 * s5[q] + k6 * s6[q] + k7 * s7[q] + k8 * s8[q])
