@@ -1,5 +1,4 @@
-"""What the study scripts share: flags, data, resumable result points, the run loop."""
-import json
+"""What the study scripts share: flags, data, resumable result points (minicnn.sweep.Points)."""
 import sys
 from pathlib import Path
 
@@ -7,7 +6,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from minicnn.cli_helpers import (ArgumentParser, add_data_flags, fail, number_list,  # noqa: E402,F401
                                  positive_int)
-from minicnn.report import write_json  # noqa: E402
+from minicnn.sweep import Points  # noqa: E402,F401  (the resumable points folder)
 
 
 def add_common_flags(p, out_default):
@@ -29,31 +28,3 @@ def load_data(prog, args):
     except (DataError, OSError, ValueError) as exc:
         fail(prog, f"cannot read {args.dataset}: {exc}")
     return data
-
-
-class Points:
-    """Finished result points kept as small JSON files, so an interrupted study resumes.
-
-    A point is reused only when it was computed with the same settings.
-    """
-
-    def __init__(self, out, settings, force=False):
-        self.dir = Path(out) / "points"
-        self.settings, self.force = settings, force
-
-    def _path(self, key):
-        return self.dir / f"{key}.json"
-
-    def get(self, key):
-        path = self._path(key)
-        if self.force or not path.exists():
-            return None
-        try:
-            point = json.loads(path.read_text())
-        except ValueError:
-            return None
-        return point["result"] if point.get("settings") == self.settings else None
-
-    def put(self, key, result):
-        write_json(self._path(key), {"settings": self.settings, "result": result})
-        return result

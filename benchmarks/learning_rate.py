@@ -8,19 +8,23 @@ records validation loss and accuracy after every epoch and the final test
 accuracy, prints a table, and writes learning_curves.png, learning_curves.csv
 and learning_rate.json to the output folder.  Finished rates are kept in
 <out>/points/, so an interrupted study picks up where it stopped.
+
+Each rate is a trial on Dask distributed (minicnn/sweep.py): by default a local
+cluster packs the trials, one per core (--threads 1 each); --scheduler
+tcp://HOST:8786 sends them to a running cluster (docs/distributed.md).  A
+trial's numbers depend on its seed and --threads, not on where it ran.
 """
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (ArgumentParser, Points, add_common_flags, fail, load_data,  # noqa: E402
                     number_list)
 
-import minicnn  # noqa: E402
+from minicnn import sweep  # noqa: E402
+from minicnn.backend import get_backend  # noqa: E402
 from minicnn.report import finish_figure, new_figure, write_csv, write_json  # noqa: E402
 from minicnn.sysinfo import system_info  # noqa: E402
-from minicnn.trainer import NonFiniteLoss, fit  # noqa: E402
 
 PROG = "benchmarks/learning_rate.py"
 COLUMNS = ("lr", "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
@@ -36,23 +40,19 @@ def parse_args(argv=None):
     p.add_argument("--yscale", choices=["log", "linear"], default="log",
                    help="y axis of the figure (validation error); default log")
     add_common_flags(p, "runs/learning_rate")
+    sweep.add_cluster_flags(p)
     return p.parse_args(argv)
 
 
-def train_one(lr, args, data, backend, progress):
-    model = minicnn.lab_model(args.filters, backend=backend, seed=args.seed, threads=args.threads)
-    try:
-        history = fit(model, minicnn.SGD(lr), data, args.epochs, args.batch_size, args.seed,
-                      on_epoch=progress)
-        diverged = None
-    except NonFiniteLoss as exc:
-        history, diverged = [], str(exc)
-    epochs = [dict(h._asdict(), lr=lr, val_error=1 - h.val_accuracy) for h in history]
-    result = {"lr": lr, "epochs": epochs, "diverged": diverged,
-              "runtime_seconds": history[-1].elapsed if history else None}
-    if not diverged:
-        result["test_loss"], result["test_accuracy"] = model.evaluate(data.test.x, data.test.y)
-    return result
+def study_point(lr, result):
+    """A trial's result (minicnn.sweep.run_trial) as this study keeps it."""
+    epochs = [dict(h, lr=lr, val_error=1 - h["val_accuracy"]) for h in result["epochs"]]
+    point = {"lr": lr, "epochs": epochs, "diverged": result["diverged"],
+             "runtime_seconds": result["with_validation_seconds"],
+             "placement": result["placement"]}
+    if "test_accuracy" in result:
+        point["test_loss"], point["test_accuracy"] = result["test_loss"], result["test_accuracy"]
+    return point
 
 
 def plot(results, path, yscale):
@@ -68,37 +68,39 @@ def plot(results, path, yscale):
 
 def main(argv=None):
     args = parse_args(argv)
-    from minicnn.cli_helpers import resolve_backend
-    backend = resolve_backend(PROG, args.backend)
-    args.threads = minicnn.configure_threads()
-    data = load_data(PROG, args)
+    backend = sweep.backend_name(PROG, args.backend, bool(args.scheduler))
+    images = "" if args.scheduler else f"{len(load_data(PROG, args).train.y):,} training images, "
+    local = None if args.scheduler else get_backend(backend)      # its device, for the record
     settings = {k: getattr(args, k) for k in ("epochs", "batch_size", "seed", "train_limit",
-                                              "dataset", "filters")}
-    settings["backend"] = backend.name
+                                              "dataset", "filters", "threads")}
+    settings["backend"] = backend
     points = Points(args.out, settings, args.force)
     print(f"learning-rate study: lab model ({args.filters} filters), SGD, batch {args.batch_size}, "
-          f"{args.epochs} epochs, {len(data.train.y):,} training images, backend {backend.name}")
-    results = []
+          f"{args.epochs} epochs, {images}backend {backend}, {args.threads} thread(s) per rate")
+    tasks = [(f"lr_{lr:g}", sweep.trial(lr, args.filters, args.batch_size, args.seed, backend,
+                                         args.epochs, args.threads, args.dataset, args.data_dir,
+                                         args.train_limit), f"lr {lr:g}") for lr in args.rates]
+    cluster = None
     try:
-        for lr in args.rates:
-            key = f"lr_{lr:g}"
-            result = points.get(key)
-            if result is not None:
-                print(f"lr {lr:g}: reusing the finished run in {points.dir}")
-            else:
-                t0 = time.perf_counter()
-                result = points.put(key, train_one(lr, args, data, backend, lambda s, lr=lr: print(
-                    f"  lr {lr:<7g} epoch {s.epoch:2d}/{args.epochs}  val_loss {s.val_loss:.4f}  "
-                    f"val_acc {100 * s.val_accuracy:6.2f}%  {s.seconds:5.1f}s", flush=True)))
-                print(f"lr {lr:g}: done in {time.perf_counter() - t0:.0f} s")
-            results.append(result)
+        if any(points.get(key) is None for key, _, _ in tasks):
+            gpu = backend in sweep.GPU_BACKENDS
+            cluster = sweep.Cluster(PROG, args.scheduler, args.workers, args.threads,
+                                    cpu=not gpu, gpu=gpu)
+        rate = {key: lr for (key, _, _), lr in zip(tasks, args.rates)}
+        found = sweep.run_points(cluster, points, tasks,
+                                 on_new=lambda key, r: study_point(rate[key], r),
+                                 reuse_note="reusing the finished run")
     except KeyboardInterrupt:
         fail(PROG, f"interrupted; finished rates are kept in {points.dir}, run again to resume", 130)
+    finally:
+        if cluster is not None:
+            cluster.close()
+    results = [found[key] for key, _, _ in tasks]
     out = Path(args.out)
     rows = [e for r in results for e in r["epochs"]]
     write_csv(out / "learning_curves.csv", rows, COLUMNS)
     write_json(out / "learning_rate.json", {"settings": settings, "results": results,
-                                            "system": system_info(backend)})
+                                            "system": system_info(local)})
     plot(results, out / "learning_curves.png", args.yscale)
     print(f"\n{'lr':>8s} {'val acc':>8s} {'val loss':>9s} {'test acc':>9s} {'test err':>9s}")
     for r in results:

@@ -10,6 +10,15 @@ as for the framework series), and draws runtime against the number of
 parameters, one series per backend.  Writes runtime.png, runtime.csv and
 runtime.json; finished points are kept in <out>/points/ so an interrupted run
 resumes.  --compare adds PyTorch and TensorFlow series where installed.
+
+Each minicnn point is a timing trial on Dask distributed (minicnn/sweep.py),
+placed so that two timing trials never share a core: each takes a ``cores``
+resource of --threads (default: all the cores of a worker; on the default
+local cluster, all the cores of this machine, so the trials run one at a
+time).  --scheduler tcp://HOST:8786 sends them to a running cluster whose
+workers offer ``--resources cores=N`` (docs/distributed.md).  The output says
+where each trial ran.  PyTorch and TensorFlow points run in this process,
+one at a time, after the Dask trials.
 """
 import sys
 from pathlib import Path
@@ -19,11 +28,10 @@ import frameworks  # noqa: E402
 from common import (ArgumentParser, Points, add_common_flags, fail, load_data,  # noqa: E402
                     number_list)
 
-import minicnn  # noqa: E402
+from minicnn import sweep  # noqa: E402
 from minicnn.backend import BackendUnavailable, get_backend  # noqa: E402
 from minicnn.report import finish_figure, new_figure, write_csv, write_json  # noqa: E402
 from minicnn.sysinfo import system_info  # noqa: E402
-from minicnn.trainer import fit  # noqa: E402
 
 PROG = "benchmarks/runtime.py"
 COLUMNS = ("series", "device", "filters", "parameters", "seconds", "with_validation_seconds",
@@ -38,9 +46,10 @@ def parse_args(argv=None):
     p.add_argument("--cpu-filters", type=number_list(int), default=[8, 16, 32, 64])
     p.add_argument("--gpu-filters", type=number_list(int), default=[8, 16, 32, 64, 128, 256])
     p.add_argument("--devices", default="cpu,gpu", help="which series: cpu, gpu or cpu,gpu")
-    p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     p.add_argument("--compare", action="store_true", help="add PyTorch/TensorFlow series")
     add_common_flags(p, "runs/runtime")
+    sweep.add_cluster_flags(p, None, "threads (and cores of its own) of each CPU timing trial "
+                            "(default: all the cores of a worker)")
     p.set_defaults(epochs=2)
     args = p.parse_args(argv)
     args.devices = [d for d in args.devices.split(",") if d]
@@ -49,16 +58,19 @@ def parse_args(argv=None):
     return args
 
 
-def minicnn_point(backend, filters, args, data):
-    threads = minicnn.configure_threads(args.threads)
-    model = minicnn.lab_model(filters, backend=backend, seed=args.seed, threads=threads)
-    history = fit(model, minicnn.SGD(0.1), data, args.epochs, args.batch_size, args.seed)
+def minicnn_trial(backend, filters, args, threads):
+    """The timing trial of one point (run by minicnn.sweep.run_trial on a Dask worker)."""
+    return sweep.trial(0.1, filters, args.batch_size, args.seed, backend, args.epochs, threads,
+                       args.dataset, args.data_dir, args.train_limit, test=False)
+
+
+def minicnn_point(result):
     # Training steps only, like the framework series (fit() synchronises the device
     # before reading the clock); validation time is kept separately.
-    return {"parameters": model.num_params(),
-            "seconds": sum(h.train_seconds for h in history),
-            "with_validation_seconds": history[-1].elapsed,
-            "val_accuracy": history[-1].val_accuracy}
+    return {"parameters": result["parameters"], "seconds": result["seconds"],
+            "with_validation_seconds": result["with_validation_seconds"],
+            "val_accuracy": result["epochs"][-1]["val_accuracy"],
+            "placement": result["placement"]}
 
 
 def framework_point(contender, args, data):
@@ -68,7 +80,8 @@ def framework_point(contender, args, data):
 
 
 def series_plan(args):
-    """([(series, device, filters, runner)], [skip reasons]); runner(filters, data) -> point."""
+    """([(series, device, filters, runner)], [skip reasons]); runner is the backend's name for
+    minicnn (Dask timing trials), or runner(filters, data) -> point for a framework."""
     plan, skipped = [], []
     for device in args.devices:
         name = args.cpu_backend if device == "cpu" else args.gpu_backend
@@ -78,8 +91,7 @@ def series_plan(args):
         except (BackendUnavailable, ValueError) as exc:
             skipped.append(f"{device.upper()} series (minicnn-{name}) skipped: {exc}")
             continue
-        plan.append((f"minicnn-{name}", device, filters,
-                     lambda f, data, b=backend: minicnn_point(b, f, args, data)))
+        plan.append((f"minicnn-{name}", device, filters, backend.name))
     if args.compare:
         for device in args.devices:
             filters = args.cpu_filters if device == "cpu" else args.gpu_filters
@@ -123,23 +135,48 @@ def main(argv=None):
           f"{images:,} images")
     for line in skipped:
         print("  " + line)
-    rows = []
+    trials = [(f"{series}_{device}_{f}", minicnn_trial(run, f, args, args.threads if
+                                                      device == "cpu" else 1),
+               f"{series} ({device}) {f} filters")
+              for series, device, filters, run in plan if isinstance(run, str) for f in filters]
+    found, cluster = {}, None
     try:
+        if any(points.get(key) is None for key, _, _ in trials):
+            devices = {t[1]["backend"] in sweep.GPU_BACKENDS for t in trials}
+            cluster = sweep.Cluster(PROG, args.scheduler, args.workers, args.threads,
+                                    cpu=False in devices, gpu=True in devices, timing=True)
+            for _, spec, _ in trials:   # default: a whole worker's cores, now known
+                spec["threads"] = spec["threads"] or cluster.threads
+        found = sweep.run_points(cluster, points, trials, on_new=lambda key, r: minicnn_point(r),
+                                 reuse_note="reusing the finished point")
+        if cluster is not None:
+            cluster.close()
+            cluster = None
         for series, device, filters, run in plan:
+            if isinstance(run, str):
+                continue
+            print("  PyTorch/TensorFlow points: in this process, one at a time")
             for f in filters:
                 key = f"{series}_{device}_{f}"
-                point = points.get(key)
-                if point is None:
+                if points.get(key) is None:
                     print(f"  {series} ({device}) {f:3d} filters ...", end=" ", flush=True)
-                    point = points.put(key, run(f, data))
-                    print(f"{point['seconds']:.1f} s")
-                rows.append({"series": series, "device": device, "filters": f, **point,
-                             "seconds_per_epoch": point["seconds"] / args.epochs,
-                             "images_per_second": images * args.epochs / point["seconds"],
-                             "epochs": args.epochs, "images": images})
+                    points.put(key, run(f, data))
+                    print(f"{points.get(key)['seconds']:.1f} s")
+                found[key] = points.get(key)
     except KeyboardInterrupt:
         fail(PROG, f"interrupted; finished points are kept in {points.dir}, run again to resume",
              130)
+    finally:
+        if cluster is not None:
+            cluster.close()
+    rows = []
+    for series, device, filters, _ in plan:
+        for f in filters:
+            point = found[f"{series}_{device}_{f}"]
+            rows.append({"series": series, "device": device, "filters": f, **point,
+                         "seconds_per_epoch": point["seconds"] / args.epochs,
+                         "images_per_second": images * args.epochs / point["seconds"],
+                         "epochs": args.epochs, "images": images})
     if not rows:
         fail(PROG, "nothing could run: " + "; ".join(skipped), 1)
     out = Path(args.out)

@@ -58,8 +58,9 @@ def make_optimizer(name, lr):
             "adam": lambda: Adam(lr)}[name]()
 
 
-def build_model(args):
-    """The model the flags describe, on its backend; any problem is a one-line exit 2."""
+def build_model(args, comm=None):
+    """The model the flags describe, on its backend; any problem is a one-line exit 2.
+    ``comm``: the communicator of a run over several processes (minicnn/distributed.py)."""
     from .model import Sequential
     from .threads import configure
     try:
@@ -70,7 +71,8 @@ def build_model(args):
     backend = resolve_backend(PROG, args.backend)
     threads = configure(args.threads)
     try:
-        model = Sequential(layers, IMAGE_SHAPE, backend=backend, seed=args.seed, threads=threads)
+        model = Sequential(layers, IMAGE_SHAPE, backend=backend, seed=args.seed, threads=threads,
+                           comm=comm)
     except (ValueError, TypeError) as exc:
         fail(PROG, f"--arch {args.arch!r} does not fit {IMAGE_SHAPE} images: {exc}")
     if model.output_shape != (10,):
@@ -161,8 +163,9 @@ def summary_lines(args, model, metrics, status):
         f"batch size       {args.batch_size}",
         f"learning rate    {args.lr:g} ({args.optimizer})",
         f"filters          {args.filters if args.arch == 'lab' else args.arch}",
-        f"backend          {model.backend.name} ({model.threads} thread"
-        f"{'s' if model.threads > 1 else ''})",
+        f"backend          {model.backend.name} ("
+        + (f"{model.comm.size} processes x " if model.comm.size > 1 else "")
+        + f"{model.threads} thread{'s' if model.threads > 1 else ''})",
         f"val accuracy     {100 * last['val_accuracy']:.2f}%" if last else "val accuracy     -",
         f"test error       {100 * metrics['test_error']:.2f}%" if status == 0 else
         "test error       - (not evaluated)",
@@ -173,12 +176,20 @@ def summary_lines(args, model, metrics, status):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    from . import distributed
     from .sysinfo import system_info
-    model = build_model(args)
+    try:
+        comm = distributed.communicator()      # SingleProcess unless started by mpiexec
+    except distributed.DistributedError as exc:
+        fail(PROG, str(exc))
+    if comm.rank != 0:                         # rank 0 alone prints and writes
+        args.quiet, args.out = True, None
+    model = build_model(args, comm)
     data = load_data(args)
     metrics = {"config": dict(vars(args)), "architecture": model.architecture(), "epochs": [],
                "parameters": model.num_params(), "backend": model.backend.name,
-               "threads": model.threads, "system": system_info(model.backend), "completed": False}
+               "threads": model.threads, "processes": comm.size,
+               "system": system_info(model.backend), "completed": False}
     if not args.quiet:
         model.summary()
         print(f"training on {len(data.train.y):,} images, validating on {len(data.val.y):,}, "
@@ -193,7 +204,8 @@ def main(argv=None):
                        completed=True)
         if args.out:
             write_outputs(args.out, metrics, model)
-    print("\n".join(summary_lines(args, model, metrics, status)))
+    if comm.rank == 0:
+        print("\n".join(summary_lines(args, model, metrics, status)))
     return status
 
 

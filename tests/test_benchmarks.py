@@ -41,6 +41,9 @@ def test_learning_rate_study(tmp_path):
         assert float(row["val_error"]) == pytest.approx(1 - float(row["val_accuracy"]))
         assert 0 < res["test_accuracy"] <= 1
     assert (tmp_path / "learning_curves.png").read_bytes()[:8] == PNG
+    # the rates ran as Dask trials, packed one per core, and say where
+    assert "[2/2]" in result.stdout and "one trial at a time each" in result.stdout
+    assert all(len(res["placement"]["cores"]) >= 1 for res in data["results"])
     again = run("learning_rate.py", *args)     # a re-run reuses the finished points
     assert again.returncode == 0 and again.stdout.count("reusing the finished run") == 2
 
@@ -58,6 +61,10 @@ def test_runtime_study_cpu_only(tmp_path):
         assert float(row["seconds"]) == pytest.approx(res["seconds"]) and res["seconds"] > 0
         assert float(row["images_per_second"]) == pytest.approx(300 / res["seconds"])
     assert (tmp_path / "runtime.png").read_bytes()[:8] == PNG
+    # timing trials own all the cores of their worker: on the default local cluster,
+    # one at a time, and each point records where it ran
+    assert "so no two share a core: one at a time" in result.stdout
+    assert [r["placement"]["cores"] for r in data["rows"]] == [sorted(os.sched_getaffinity(0))] * 2
 
 
 @needs_mnist

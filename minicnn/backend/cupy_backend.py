@@ -64,3 +64,26 @@ class CupyBackend(CudaKernelBackend):
     def _run(self, name, element, blocks, threads, args):
         kernel = load_module(KERNELS[name].source).get_function(instantiation(name, element))
         kernel((blocks,), (threads,), tuple(args))
+
+
+def nccl_communicator(rank, size, broadcast_host):
+    """NCCL over ``size`` processes, one GPU each (minicnn/distributed.py's device transport):
+    an object with ``allreduce_sum(array)`` and ``broadcast(array, root)``, in place on the
+    current stream.  ``broadcast_host`` sends rank 0's NCCL id (a NumPy array) to the others."""
+    from types import SimpleNamespace
+    from cupy.cuda import nccl
+    uid = np.zeros(128, dtype=np.int64)        # NCCL_UNIQUE_ID_BYTES
+    if rank == 0:
+        uid[:] = nccl.get_unique_id()
+    comm = nccl.NcclCommunicator(size, tuple(int(v) for v in broadcast_host(uid)), rank)
+    kinds = {np.dtype("float32"): nccl.NCCL_FLOAT32, np.dtype("float64"): nccl.NCCL_FLOAT64}
+
+    def allreduce_sum(a):
+        comm.allReduce(a.data.ptr, a.data.ptr, a.size, kinds[a.dtype], nccl.NCCL_SUM,
+                       cupy.cuda.get_current_stream().ptr)
+        return a
+
+    def broadcast(a, root=0):
+        comm.bcast(a.data.ptr, a.size, kinds[a.dtype], root, cupy.cuda.get_current_stream().ptr)
+        return a
+    return SimpleNamespace(allreduce_sum=allreduce_sum, broadcast=broadcast)

@@ -1,0 +1,135 @@
+"""Sweeps on Dask distributed: the same numbers as a sequential run, resuming, a killed
+worker's trial retried, and one-line errors."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from minicnn import sweep
+
+from conftest import REAL_ROOT, gpu_params, needs_mnist
+
+TIMING = ("seconds", "elapsed", "train_seconds")
+
+
+def run_cli(*args, timeout=300):
+    env = dict(os.environ, MINICNN_DATA=REAL_ROOT or "")
+    env.pop("DASK_SCHEDULER_ADDRESS", None)
+    return subprocess.run([sys.executable, "-m", "minicnn.sweep", *args], capture_output=True,
+                          text=True, env=env, timeout=timeout)
+
+
+def numbers(result):
+    """Everything a trial computed, without its clock readings and placement."""
+    return ([{k: v for k, v in e.items() if k not in TIMING} for e in result["epochs"]],
+            result["diverged"], result["parameters"], result.get("test_loss"),
+            result.get("test_accuracy"))
+
+
+def points(folder):
+    return {p.stem: json.loads(p.read_text())["result"] for p in (folder / "points").glob("*.json")}
+
+
+@needs_mnist
+def test_two_workers_give_the_sequential_numbers_and_a_rerun_skips(tmp_path, monkeypatch):
+    grid = ["--lr", "0.1,0.03", "--filters", "2", "--seeds", "0,1", "--epochs", "2",
+            "--train-limit", "100", "--batch-size", "30", "--backend", "numba", "--workers", "2",
+            "--out", str(tmp_path)]
+    result = run_cli(*grid)
+    assert result.returncode == 0, result.stderr
+    assert "2 CPU worker(s)" in result.stdout and "[4/4]" in result.stdout
+    assert "ETA" in result.stdout and "all done" in result.stdout
+    found = points(tmp_path)
+    assert len(found) == 4
+    assert len({r["placement"]["worker"] for r in found.values()}) == 2     # both were used
+    # the sequential run: each trial in this process, one after the other
+    monkeypatch.setenv("MINICNN_DATA", REAL_ROOT)
+    for key, spec, label in grid_trials(grid):
+        assert numbers(found[key]) == numbers(sweep.run_trial(spec)), label
+    rows = (tmp_path / "sweep.csv").read_text().splitlines()
+    assert len(rows) == 5 and rows[0].startswith("lr,filters,batch_size,seed,backend")
+    assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+    stamps = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "points").iterdir()}
+    again = run_cli(*grid)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("reusing the finished point") == 4
+    assert "trial(s) to run" not in again.stdout                  # no cluster was started
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "points").iterdir()} == stamps
+
+
+def grid_trials(argv):
+    """The sweep's (key, trial, label) for a command line."""
+    args = sweep.parse_args(argv)
+    args.backends = args.backend
+    return list(sweep._grid(args))
+
+
+@needs_mnist
+def test_a_killed_worker_loses_only_its_trial_which_is_retried(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINICNN_DATA", REAL_ROOT)
+    tasks = [(f"s{seed}", sweep.trial(0.1, 4, 50, seed, "numba", epochs=2, train_limit=1500,
+                                      test=False), f"seed {seed}") for seed in range(4)]
+    store = sweep.Points(tmp_path, {"test": 1})
+    cluster = sweep.Cluster("test", workers=2, threads=1)
+    try:
+        pids = cluster.client.run(os.getpid)                     # worker address -> pid
+        done = {}
+        runner = threading.Thread(target=lambda: done.update(
+            sweep.run_points(cluster, store, tasks)), daemon=True)
+        runner.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:                       # both workers busy
+            busy = [a for a, keys in cluster.client.processing().items() if keys]
+            if len(busy) == 2:
+                break
+            time.sleep(0.05)
+        time.sleep(0.5)                                          # well into a trial
+        assert not list((tmp_path / "points").glob("*.json")), "trials too short to kill"
+        victim = pids[busy[0]]
+        os.kill(victim, signal.SIGKILL)
+        runner.join(timeout=120)
+        assert not runner.is_alive()
+    finally:
+        cluster.close()
+    assert sorted(done) == ["s0", "s1", "s2", "s3"]
+    assert sorted(p.stem for p in (tmp_path / "points").glob("*.json")) == sorted(done)
+    assert victim not in {r["placement"]["pid"] for r in done.values()}
+
+
+def test_an_unreachable_scheduler_fails_fast_in_one_line():
+    with socket.socket() as s:                       # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = time.monotonic()
+    result = run_cli("--scheduler", f"tcp://127.0.0.1:{port}", "--epochs", "1", timeout=60)
+    assert time.monotonic() - start < 10
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot reach the Dask scheduler" in lines[0], result.stderr
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--seeds", "0,-1"], "is not a comma-separated list of seeds"),
+    (["--lr", "0"], "every value must be positive"),
+    (["--backend", "tpu"], "unknown backend 'tpu'"),
+])
+def test_bad_flags_are_one_line(args, match):
+    result = run_cli(*args, timeout=60)
+    assert result.returncode == 2 and match in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@needs_mnist
+@pytest.mark.parametrize("backend", gpu_params("cupy"))
+def test_gpu_sweep_one_gpu_per_worker(tmp_path, backend):
+    result = run_cli("--backend", backend, "--lr", "0.1,0.01", "--filters", "4", "--epochs", "1",
+                     "--train-limit", "200", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "GPU worker(s), one GPU each" in result.stdout
+    assert all(r["placement"]["worker"].startswith("gpu-") for r in points(tmp_path).values())
