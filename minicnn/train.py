@@ -47,7 +47,9 @@ def build_parser():
     p.add_argument("--threads", type=positive_int,
                    help="threads, each training a shard of every batch (default: one per core)")
     p.add_argument("--out", metavar="DIR", help="write metrics.json, metrics.csv, "
-                   "learning_curve.png and model.npz here")
+                   "learning_curve.png and model.npz here (checked before training starts)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the results an earlier run left in --out")
     p.add_argument("--quiet", action="store_true", help="only the final summary")
     return p
 
@@ -71,22 +73,55 @@ def build_model(args, comm=None):
     backend = resolve_backend(PROG, args.backend)
     threads = configure(args.threads)
     try:
+        check_memory(args, layers, threads)
         model = Sequential(layers, IMAGE_SHAPE, backend=backend, seed=args.seed, threads=threads,
                            comm=comm)
     except (ValueError, TypeError) as exc:
         fail(PROG, f"--arch {args.arch!r} does not fit {IMAGE_SHAPE} images: {exc}")
+    except MemoryError as exc:
+        fail(PROG, str(exc))
     if model.output_shape != (10,):
         fail(PROG, f"--arch must end in 10 outputs (the classes), it ends in {model.output_shape}")
     return model
 
 
+def check_memory(args, layers, threads):
+    """Refuse a run that cannot fit in memory before anything is allocated (minicnn/memory.py)."""
+    from . import memory
+    shape = IMAGE_SHAPE
+    for layer in layers:
+        shape = layer.build(shape)
+    images = 70_000 if args.train_limit is None else min(args.train_limit, 55_000) + 15_000
+    parts = memory.training_estimate(layers, IMAGE_SHAPE, args.batch_size, threads,
+                                     optimizer_slots={"sgd": 0, "momentum": 1, "adam": 2}[
+                                         args.optimizer],
+                                     data_bytes=images * 28 * 28 * 4)
+    memory.check(sum(parts.values()), f"training this model (batch {args.batch_size}, "
+                                      f"{threads} thread{'s' if threads > 1 else ''})")
+
+
+def prepare_output(args):
+    """The --out folder, checked before any work: exit 2 in one line if it cannot be used."""
+    if not args.out:
+        return
+    from .outputs import OutputError, prepare_output_dir
+    try:
+        prepare_output_dir(args.out, args.overwrite)
+    except OutputError as exc:
+        fail(PROG, str(exc))
+
+
 def load_data(args):
     from .data import DataError, load_dataset
     try:
-        return load_dataset(args.dataset, args.data_dir, progress=not args.quiet,
+        data = load_dataset(args.dataset, args.data_dir, progress=not args.quiet,
                             train_limit=args.train_limit)
     except (DataError, OSError, ValueError) as exc:
         fail(PROG, f"cannot read {args.dataset}: {exc}")
+    if args.train_limit and args.train_limit > len(data.train.y) and not args.quiet:
+        print(f"note: --train-limit {args.train_limit:,} is more than the {len(data.train.y):,} "
+              "training images; training on all of them")
+    return data
 
 
 def write_outputs(out, metrics, model):
@@ -97,7 +132,7 @@ def write_outputs(out, metrics, model):
     if metrics["epochs"]:
         plot_learning_curve(metrics["epochs"], out / "learning_curve.png",
                             f"{metrics['config']['arch']} lr={metrics['config']['lr']}")
-    model.save(out / "model.npz")
+    model.save(out / "model.npz", dataset=metrics["config"]["dataset"])
 
 
 def epoch_line(s, epochs):
@@ -145,13 +180,15 @@ def train(args, model, data, metrics):
         return 0
     except NonFiniteLoss as exc:
         progress.close()
-        print(f"{PROG}: stopped: {exc}; the learning rate {args.lr} is too high for this model, "
-              f"try --lr {args.lr / 10:g}", file=sys.stderr)
+        if model.comm.rank == 0:
+            print(f"{PROG}: stopped: {exc}; the learning rate {args.lr} is too high for this "
+                  f"model, try --lr {args.lr / 10:g}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         progress.close()
-        print(f"{PROG}: interrupted; {len(metrics['epochs'])} finished epoch(s) kept"
-              + (f" in {args.out}" if args.out else ""), file=sys.stderr)
+        if model.comm.rank == 0:
+            print(f"{PROG}: interrupted; {len(metrics['epochs'])} finished epoch(s) kept"
+                  + (f" in {args.out}" if args.out else ""), file=sys.stderr)
         return 130
 
 
@@ -160,6 +197,9 @@ def summary_lines(args, model, metrics, status):
     return [
         "-" * 44,
         f"epochs           {len(metrics['epochs'])}/{args.epochs}",
+        f"training images  {metrics['training_images']:,}" + (
+            f" (--train-limit {args.train_limit:,} asked for more)"
+            if args.train_limit and args.train_limit > metrics["training_images"] else ""),
         f"batch size       {args.batch_size}",
         f"learning rate    {args.lr:g} ({args.optimizer})",
         f"filters          {args.filters if args.arch == 'lab' else args.arch}",
@@ -185,10 +225,12 @@ def main(argv=None):
     if comm.rank != 0:                         # rank 0 alone prints and writes
         args.quiet, args.out = True, None
     model = build_model(args, comm)
+    prepare_output(args)
     data = load_data(args)
     metrics = {"config": dict(vars(args)), "architecture": model.architecture(), "epochs": [],
                "parameters": model.num_params(), "backend": model.backend.name,
                "threads": model.threads, "processes": comm.size,
+               "training_images": len(data.train.y),
                "system": system_info(model.backend), "completed": False}
     if not args.quiet:
         model.summary()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import minicnn
-from conftest import ALL_BACKENDS
+from conftest import ALL_BACKENDS, CPU_BACKENDS
 from minicnn import ops
 from minicnn.backend import get_backend
 from minicnn.geometry import window
@@ -103,12 +103,14 @@ def test_divergence_check_rule():
         DivergenceCheck()(float("nan"), 2, 7)
 
 
-def test_fit_stops_a_diverging_run_without_numpy_warnings(tmp_path, monkeypatch, recwarn):
+@pytest.mark.parametrize("backend_name", CPU_BACKENDS)
+def test_fit_stops_a_diverging_run_without_numpy_warnings(tmp_path, monkeypatch, recwarn,
+                                                         backend_name):
     from conftest import fake_mnist
     from minicnn.data import load_dataset
     fake_mnist(tmp_path, n_train=300, n_test=10, monkeypatch=monkeypatch)
     data = load_dataset("mnist", tmp_path, download=False, validation_size=50)
-    model = minicnn.lab_model(4, backend="numpy")
+    model = minicnn.lab_model(4, backend=backend_name)
     with pytest.raises(NonFiniteLoss, match="epoch 1, step [1-9]\\b"):
         fit(model, minicnn.SGD(1000.0), data, epochs=2, batch_size=10)
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]

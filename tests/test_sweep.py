@@ -133,3 +133,22 @@ def test_gpu_sweep_one_gpu_per_worker(tmp_path, backend):
     assert result.returncode == 0, result.stderr
     assert "GPU worker(s), one GPU each" in result.stdout
     assert all(r["placement"]["worker"].startswith("gpu-") for r in points(tmp_path).values())
+
+
+def test_a_trial_warms_up_before_its_clock_starts(tmp_path, monkeypatch):
+    """The first point a process times must not carry the one-time costs (compilation,
+    start-up): the trial runs a throwaway warm-up first."""
+    from conftest import fake_mnist
+    from minicnn import sweep, trainer
+    fake_mnist(tmp_path, n_train=5100, n_test=10, monkeypatch=monkeypatch)
+    calls = []
+    real_warm, real_fit = sweep._warm_up, trainer.fit
+    monkeypatch.setattr(sweep, "_warm_up", lambda *a: calls.append("warm") or real_warm(*a))
+    monkeypatch.setattr(trainer, "fit", lambda *a, **k: calls.append("fit") or real_fit(*a, **k))
+    sweep._dataset.cache_clear()
+    spec = sweep.trial(filters=4, epochs=1, batch_size=20, backend="numpy", data_dir=str(tmp_path),
+                       train_limit=60,
+                       test=False)
+    sweep.run_trial(spec)
+    sweep._dataset.cache_clear()
+    assert calls == ["warm", "fit"]
