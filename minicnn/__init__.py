@@ -8,7 +8,8 @@
 """
 from .backend import available_backends, get_backend
 from .layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid
-from .model import Sequential, load
+from .model import Sequential
+from .saving import load
 from .optim import SGD, Adam
 from .threads import configure as configure_threads
 from .zoo import lab_model

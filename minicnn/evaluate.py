@@ -14,7 +14,7 @@ def main(argv=None):
                       "file records; mnist for files that record none)")
     args = p.parse_args(argv)
     from .data import DataError, load_dataset
-    from .model import load
+    from .saving import load
     from .threads import configure
     backend = resolve_backend(PROG, args.backend)
     try:

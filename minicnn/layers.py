@@ -17,9 +17,10 @@ import math
 import numpy as np
 
 from . import validate
+from .algorithms import ALGORITHMS
 from .geometry import window
 
-CONV_ALGORITHMS = ("auto", "im2col", "direct", "winograd")
+CONV_ALGORITHMS = ("auto", *ALGORITHMS)
 
 
 class Layer:
@@ -97,10 +98,10 @@ class Conv2D(Layer):
         return {"w": (self.filters, self.input_shape[0], *self.kernel_size), "b": (self.filters,)}
 
     def initial_params(self, rng):
-        c = self.input_shape[0]
-        kh, kw = self.kernel_size
-        return {"w": _glorot(rng, (self.filters, c, kh, kw), c * kh * kw, self.filters * kh * kw),
-                "b": np.zeros(self.filters)}
+        shapes = self.parameter_shapes()
+        _, c, kh, kw = shapes["w"]
+        return {"w": _glorot(rng, shapes["w"], c * kh * kw, self.filters * kh * kw),
+                "b": np.zeros(shapes["b"])}
 
     def config(self):
         padding = self.padding if isinstance(self.padding, str) else list(self.padding)
@@ -164,8 +165,8 @@ class Dense(Layer):
         return {"w": (self.input_shape[0], self.units), "b": (self.units,)}
 
     def initial_params(self, rng):
-        d = self.input_shape[0]
-        return {"w": _glorot(rng, (d, self.units), d, self.units), "b": np.zeros(self.units)}
+        shapes = self.parameter_shapes()
+        return {"w": _glorot(rng, shapes["w"], *shapes["w"]), "b": np.zeros(shapes["b"])}
 
     def config(self):
         return {"units": self.units}

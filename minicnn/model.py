@@ -8,21 +8,15 @@ in one flat buffer (``flat_params``) and every gradient in another
 its batch into k shards run on k threads (``minicnn/parallel.py``), each with
 its own plan, and sums their gradients before the one update.
 """
-import io
-import json
-
 import numpy as np
 
-from . import memory, ops, validate
-from ._atomic import atomic_open
+from . import memory, ops, saving, validate
 from .backend import get_backend
-from .layers import LAYER_TYPES, Conv2D, Layer
+from .layers import Conv2D, Layer
 from .parallel import SingleProcess, ThreadShards, part_of, shard_bounds, sum_gradients
 from .plan import build_plan
 from .workspace import Workspace
 
-FORMAT = "minicnn-model"
-FORMAT_VERSION = 1
 _DTYPES = ("float32", "float64")
 
 
@@ -159,9 +153,10 @@ class Sequential:
         return ops.to_public(out, self.backend).copy()
 
     def backward(self, dlogits, input_grad=True):
-        """Back-propagate dlogits (N, K) through the last ``forward``; fills ``flat_grads``
-        (``layer.grads``) and returns dL/dx (N, *input_shape), or None with input_grad=False
-        (training skips the first layer's input gradient)."""
+        """Back-propagate dlogits (N, K) through the last ``forward`` or ``loss`` (``evaluate``
+        and ``predict`` run forwards too: call backward right after the forward it belongs
+        to); fills ``flat_grads`` (``layer.grads``) and returns dL/dx (N, *input_shape), or
+        None with input_grad=False (training skips the first layer's input gradient)."""
         dx = self._shards[0].backward(self.backend.xp.ascontiguousarray(dlogits), input_grad)
         return ops.to_public(dx, self.backend).copy() if input_grad else None
 
@@ -171,7 +166,7 @@ class Sequential:
         logits = shard.forward(self._check_batch(x))
         labels = self._check_labels(labels, x.shape[0])
         loss, dlogits = shard.loss_fn(logits, labels, self.backend, None, shard.ws)
-        return loss, dlogits, logits.copy()
+        return loss, dlogits.copy(), logits.copy()
 
     def train_step(self, x, labels, optimizer):
         """One step on a batch already on the backend: forward, backward, one update of every
@@ -190,10 +185,8 @@ class Sequential:
         total = int(self.comm.sum_scalars(n)[0]) if self.comm.size > 1 else n
         loss, correct = 0.0, 0
         if n:
-            calls = [(shard, x[a:b], labels[a:b], total)
-                     for shard, (a, b) in zip(self._shards, shard_bounds(n, self.threads))]
-            results = self._runner.map(lambda shard, *args: shard.train(*args), calls)
-            used = [shard.flat_grads for shard, *_ in calls]
+            results = self._on_shards(lambda shard, xs, ys: shard.train(xs, ys, total), x, labels)
+            used = [shard.flat_grads for shard in self._shards[:len(results)]]
             sum_gradients(used[0], used[1:])
             loss, correct = sum(r[0] for r in results), sum(r[1] for r in results)
         else:                       # a process with no part of this batch still takes part
@@ -231,33 +224,35 @@ class Sequential:
         for start in range(0, len(x), batch_size):
             yield start, self.backend.asarray(x[start:start + batch_size], dtype=self.dtype)
 
-    def _sharded(self, method, xb, yb):
-        """Sum over the shards of shard.<method>(x part, y part)."""
-        calls = [(shard, xb[a:b], yb[a:b])
-                 for shard, (a, b) in zip(self._shards, shard_bounds(len(xb), self.threads))]
-        results = self._runner.map(lambda shard, *args: getattr(shard, method)(*args), calls)
-        return tuple(sum(r[i] for r in results) for i in range(2))
+    def _on_shards(self, fn, *arrays):
+        """[fn(shard, *its part of each array)], the batch cut into one part per thread and the
+        parts run concurrently (fewer parts than threads when the batch is small)."""
+        bounds = shard_bounds(len(arrays[0]), self.threads)
+        calls = [(shard, *(a[start:stop] for a in arrays))
+                 for shard, (start, stop) in zip(self._shards, bounds)]
+        return self._runner.map(fn, calls)
 
     def predict(self, x, batch_size=500):
         """Class indices (numpy int64, (N,)) for host or backend inputs (N, *input_shape)."""
         out = []
         for _, xb in self._batches(x, batch_size):
-            parts = [(shard, xb[a:b]) for shard, (a, b) in
-                     zip(self._shards, shard_bounds(len(xb), self.threads))]
-            out += self._runner.map(
-                lambda shard, xs: self.backend.to_numpy(shard.forward(xs).argmax(axis=1)), parts)
+            out += self._on_shards(
+                lambda shard, xs: self.backend.to_numpy(shard.forward(xs).argmax(axis=1)), xb)
         return np.concatenate(out).astype(np.int64)
 
     def evaluate(self, x, labels, batch_size=250):
         """(mean loss, accuracy) over host or backend inputs; the same for any batch size.
         Over several processes each takes its part of the data and the sums are combined."""
         n = len(x)
+        if n == 0:
+            raise ValueError("Sequential: nothing to evaluate; pass at least one sample")
         labels = self._check_labels(self.backend.asarray(labels), n)
         a, b = part_of(n, self.comm)
         total_loss, correct = 0.0, 0
         for start, xb in self._batches(x[a:b], batch_size):
-            loss, hits = self._sharded("score", xb, labels[a + start:a + start + len(xb)])
-            total_loss, correct = total_loss + loss, correct + hits
+            for loss, hits in self._on_shards(lambda shard, xs, ys: shard.score(xs, ys), xb,
+                                              labels[a + start:a + start + len(xb)]):
+                total_loss, correct = total_loss + loss, correct + hits
         total_loss, correct = self.comm.sum_scalars(total_loss, correct)
         return total_loss / n, correct / n
 
@@ -301,58 +296,12 @@ class Sequential:
     def __repr__(self):
         return f"Sequential({self.layers!r}, input_shape={self.input_shape})"
 
-    # -- persistence --------------------------------------------------------
+    # -- persistence (minicnn/saving.py) ---------------------------------------
     def architecture(self):
-        return {"format": FORMAT, "version": FORMAT_VERSION, "input_shape": list(self.input_shape),
-                "dtype": str(self.dtype), "seed": self.seed,
-                "layers": [{"type": type(layer).__name__, **layer.config()}
-                           for layer in self.layers]}
+        """The JSON description save() writes: input shape, dtype, seed and every layer's config."""
+        return saving.architecture(self)
 
     def save(self, path, **metadata):
         """Write architecture, weights and ``metadata`` (JSON values, e.g. dataset="mnist",
         kept in ``model.metadata`` when loaded) to one .npz file, atomically."""
-        arrays = {f"param:{name}": self.backend.to_numpy(p) for name, p in self.params()}
-        arrays["architecture"] = np.array(json.dumps(dict(self.architecture(),
-                                                          metadata={**self.metadata, **metadata})))
-        buffer = io.BytesIO()
-        np.savez(buffer, **arrays)
-        with atomic_open(path, "wb") as f:
-            f.write(buffer.getvalue())
-
-
-def from_architecture(arch, backend="numpy", dtype=None, threads=1, comm=None):
-    """Rebuild a freshly initialised model from an ``architecture()`` dict."""
-    layers = []
-    for spec in arch["layers"]:
-        spec = dict(spec)
-        cls = LAYER_TYPES.get(spec.pop("type"))
-        if cls is None:
-            raise ValueError(f"unknown layer type in architecture: {spec}")
-        layers.append(cls(**spec))
-    return Sequential(layers, tuple(arch["input_shape"]), backend=backend,
-                      dtype=dtype or arch["dtype"], seed=arch.get("seed", 0), threads=threads,
-                      comm=comm)
-
-
-def load(path, backend="numpy", dtype=None, threads=1, comm=None):
-    """Load a model written by ``Sequential.save``; raises ValueError for any other file."""
-    try:
-        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
-            arch = json.loads(str(data["architecture"]))
-            if arch.get("format") != FORMAT:
-                raise ValueError("no minicnn format marker")
-            if arch.get("version") != FORMAT_VERSION:
-                raise ValueError(f"format version {arch.get('version')} is not supported")
-            weights = {k[len("param:"):]: data[k] for k in data.files if k.startswith("param:")}
-    except FileNotFoundError:
-        raise
-    except Exception:  # zip, pickle, JSON and key errors all mean "not one of ours"
-        raise ValueError(f"{path}: not a minicnn model file (one written by "
-                         "Sequential.save() or python -m minicnn.train --out)") from None
-    model = from_architecture(arch, backend=backend, dtype=dtype, threads=threads, comm=comm)
-    model.metadata = dict(arch.get("metadata", {}))
-    for name, p in model.params():
-        if name not in weights or weights[name].shape != p.shape:
-            raise ValueError(f"{path}: weights for {name} are missing or have the wrong shape")
-        p[...] = model.backend.asarray(weights[name], dtype=model.dtype)
-    return model
+        saving.save(self, path, **metadata)

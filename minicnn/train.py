@@ -71,7 +71,8 @@ def build_model(args, comm=None):
     except (ValueError, TypeError) as exc:
         fail(PROG, str(exc))
     backend = resolve_backend(PROG, args.backend)
-    threads = configure(args.threads)
+    # CPU backends: one shard per core; a GPU is fed by one thread unless told otherwise.
+    threads = configure(args.threads or (1 if backend.name == "cupy" else None))
     try:
         check_memory(args, layers, threads)
         model = Sequential(layers, IMAGE_SHAPE, backend=backend, seed=args.seed, threads=threads,
@@ -127,12 +128,13 @@ def load_data(args):
 def write_outputs(out, metrics, model):
     from .report import plot_learning_curve, write_csv, write_json
     out = Path(out)
-    write_json(out / "metrics.json", metrics)
-    write_csv(out / "metrics.csv", metrics["epochs"], EPOCH_COLUMNS)
+    # Each file is written atomically, metrics.json last: it says which epoch the set holds.
+    model.save(out / "model.npz", dataset=metrics["config"]["dataset"])
     if metrics["epochs"]:
         plot_learning_curve(metrics["epochs"], out / "learning_curve.png",
                             f"{metrics['config']['arch']} lr={metrics['config']['lr']}")
-    model.save(out / "model.npz", dataset=metrics["config"]["dataset"])
+    write_csv(out / "metrics.csv", metrics["epochs"], EPOCH_COLUMNS)
+    write_json(out / "metrics.json", metrics)
 
 
 def epoch_line(s, epochs):

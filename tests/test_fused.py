@@ -108,20 +108,24 @@ def lab_like(algorithm="auto"):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_fused_plan_matches_layer_by_layer(backend, dtype):
-    """The same weights run as a fused plan and unfused: logits, every gradient and dL/dx agree."""
+    """The same weights run three ways: the fused plan with the backend's own algorithms, every
+    layer on its own with the same algorithms, and every layer on its own by im2col (the
+    oracle: on numba the first two are direct and Winograd, the third is not).  Logits, every
+    gradient and dL/dx agree."""
     shape, results, plans = (2, 13, 12), [], []
     rng = np.random.default_rng(0)
     x = rng.standard_normal((3, *shape)).astype(dtype)
     labels = rng.integers(0, 4, 3)
-    for fuse in (True, False):
-        model = minicnn.Sequential(lab_like(), shape, backend=backend.name, dtype=dtype, seed=5,
-                                   fuse=fuse)
+    for fuse, algorithm in ((True, "auto"), (False, "auto"), (False, "im2col")):
+        model = minicnn.Sequential(lab_like(algorithm), shape, backend=backend.name, dtype=dtype,
+                                   seed=5, fuse=fuse)
         loss, dlogits, logits = model.loss(backend.asarray(x), backend.asarray(labels))
         dx = model.backward(dlogits)
         results.append([backend.to_numpy(logits), backend.to_numpy(dx)]
                        + [backend.to_numpy(g) for _, g in model.grads()])
         plans.append([step.name for step in model.plan])
     assert plans[0][:2] == ["conv2d+relu+maxpool2d", "conv2d_1+relu_1+maxpool2d_1"]
-    assert len(plans[1]) == len(model.layers)
-    for got, want in zip(*results):
-        agree(got, want, np.dtype(dtype).type, "fused vs unfused")
+    assert len(plans[1]) == len(plans[2]) == len(model.layers)
+    for other, what in ((results[1], "fused vs unfused"), (results[2], "fused vs im2col")):
+        for got, want in zip(results[0], other):
+            agree(got, want, np.dtype(dtype).type, what)

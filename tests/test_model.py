@@ -67,9 +67,10 @@ def test_glorot_uniform_initialisation():
     assert np.all(params["dense.b"] == 0)
 
 
-@pytest.mark.parametrize("optimizer", [SGD(0.3), SGD(0.05, momentum=0.9), Adam(0.01)],
-                         ids=["sgd", "momentum", "adam"])
-def test_small_model_overfits_20_samples(backend, optimizer):
+@pytest.mark.parametrize("make_optimizer", [lambda: SGD(0.3), lambda: SGD(0.05, momentum=0.9),
+                                            lambda: Adam(0.01)], ids=["sgd", "momentum", "adam"])
+def test_small_model_overfits_20_samples(backend, make_optimizer):
+    optimizer = make_optimizer()        # a fresh state for each backend
     rng = np.random.default_rng(0)
     x = backend.asarray(rng.random((20, 1, 12, 11)).astype(np.float32))
     y = backend.asarray(np.arange(20) % 10)

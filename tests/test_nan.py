@@ -114,3 +114,24 @@ def test_fit_stops_a_diverging_run_without_numpy_warnings(tmp_path, monkeypatch,
     with pytest.raises(NonFiniteLoss, match="epoch 1, step [1-9]\\b"):
         fit(model, minicnn.SGD(1000.0), data, epochs=2, batch_size=10)
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+@pytest.mark.parametrize("backend_name", ALL_BACKENDS)
+def test_dead_units_send_a_nan_gradient_where_the_reference_does(backend_name, rng):
+    """Windows whose four conv outputs are all negative (a dead unit: bias -100) tie at 0
+    after the ReLU, so the pool's first position wins; a NaN in the gradient must follow it
+    through every fused conv + ReLU + pool kernel."""
+    b = get_backend(backend_name)
+    x = rng.standard_normal((2, 3, 9, 8)).astype(np.float32)
+    w = rng.standard_normal((4, 2, 3, 3)).astype(np.float32)
+    bias = np.full(4, -100, np.float32)
+    for name, fwd, bwd, static in conv_ops(b):
+        if "pool" not in name:
+            continue
+        ref_fwd, ref_bwd = ops.reference_of(name)[:2]
+        y, cache = fwd(*map(b.asarray, (x, w, bias)), *static, b)
+        want, ref_cache = ref_fwd(x, w, bias, *static, REF)
+        dy = with_nan(rng, want.shape, (1, 0, 2, 1))
+        for got, wanted, part in zip(bwd(b.asarray(dy), cache), ref_bwd(dy, ref_cache),
+                                     ("dx", "dw", "db")):
+            same_nan_pattern(b.to_numpy(got), wanted, f"{name} {part}")

@@ -134,3 +134,17 @@ def test_same_padding_is_tensorflows(backend, rng, h, w, k, s):
                                 g, backend)
     assert want.shape[2:] == (-(-h // s), -(-w // s))
     np.testing.assert_allclose(nchw(backend.to_numpy(got)), want, rtol=1e-10, atol=1e-12)
+
+
+def test_padding_never_wins_even_over_minus_infinity(backend):
+    """A padded window whose real pixels are all -inf: the maximum is -inf at the first real
+    pixel, never a padding tap (whose argmax would point outside the plane)."""
+    g = window(3, 3, (3, 3), (1, 1), (1, 1))
+    x = np.full((2, 1, 3, 3), -np.inf)
+    x[1] = np.arange(9.0).reshape(3, 3)               # the second plane: ordinary numbers
+    y, cache = ops.maxpool_forward(backend.asarray(x), g, backend)
+    assert np.all(backend.to_numpy(y)[0] == -np.inf)
+    argmax = backend.to_numpy(cache.argmax)
+    assert argmax.min() >= 0 and argmax.max() < 9
+    dx = backend.to_numpy(ops.maxpool_backward(backend.asarray(np.ones((2, 1, 3, 3))), cache))
+    assert dx[0].sum() == 9 and dx[1].sum() == 9      # every gradient stays in its own plane

@@ -45,11 +45,16 @@ class NumpyBackend(Backend):
         return out
 
     def maxpool_forward(self, x, g, out, argmax):
-        w = x.shape[3]
+        h, w = x.shape[2:]
         xpad = _padded(x, g, -np.inf)
+        real = _padded(np.ones((1, 1, h, w), bool), g, False)
         windows = np.stack([_window_view(xpad, g, ky, kx)
                             for ky in range(g.kh) for kx in range(g.kw)])  # (KH*KW, C, N, OH, OW)
+        inside = np.stack([_window_view(real, g, ky, kx)
+                           for ky in range(g.kh) for kx in range(g.kw)])   # (KH*KW, 1, 1, OH, OW)
         k = windows.argmax(axis=0)   # first maximum in row-major window order; a NaN wins
+        # A padding tap wins only by tying real pixels that are all -inf: take the first real one.
+        k = np.where(np.take_along_axis(inside, k[None], axis=0)[0], k, inside.argmax(axis=0))
         out[...] = np.take_along_axis(windows, k[None], axis=0)[0]
         rows = np.arange(g.oh).reshape(-1, 1) * g.sh - g.pad_top + k // g.kw
         cols = np.arange(g.ow) * g.sw - g.pad_left + k % g.kw

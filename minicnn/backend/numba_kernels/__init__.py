@@ -19,3 +19,17 @@ FASTMATH = {"reassoc", "contract", "nsz", "arcp"}     # never "nnan"/"ninf"/"fas
 
 kernel = njit(nogil=True, cache=True)
 reduce = njit(nogil=True, cache=True, fastmath=FASTMATH)
+
+
+@kernel
+def first_max(best, k, value, place):
+    """The running maximum and its place after ``value``: the first maximum wins ties and the
+    first NaN wins over numbers, as numpy.argmax; branch-free, so a loop of it vectorises."""
+    take = (value > best) | ((value != value) & (best == best))
+    return (value if take else best), (place if take else k)
+
+
+@kernel
+def relu(value, zero):
+    """max(value, 0), NaN staying NaN as in numpy.maximum."""
+    return zero if value < zero else value

@@ -21,7 +21,8 @@ from .planes import (Planes, from_phase_planes, phase_planes, plane_geometry, po
 
 @kernel
 def _im2col(x, reads, col):
-    """col rows (c, tap), column block n = x[c, n] gathered through reads[tap] (0: padding)."""
+    """col rows (c, tap), column block n = x[c, n] gathered through reads[tap]; a padding tap
+    (-1 in reads) writes 0.  plane[max(i, 0)] keeps the unused side of the select in bounds."""
     c_, n_ = x.shape[:2]
     taps, pixels = reads.shape
     zero = x.dtype.type(0)

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import kernel, reduce
+from . import first_max, kernel, reduce, relu
 
 
 class Planes(NamedTuple):
@@ -107,42 +107,20 @@ def expand(src, ww, out):
             out[i * ww + j] = flat[i * cols + j]
 
 
-@reduce
+@kernel
 def relu_pool_2x2(acc, y, argmax):
-    """y[q] = relu(max of the four phases at q), argmax[q] = the winning phase; the first
-    maximum wins ties.  Branch-free over flat q, so it vectorises.  Returns False where a
-    phase held a NaN, which the comparisons cannot rank: then relu_pool_2x2_nan redoes it."""
+    """y[q] = the largest of relu(the four phases at q), argmax[q] = its phase.  ReLU before
+    the max, as in the reference: where all four are <= 0 they tie at 0 and phase 0 wins, so
+    a NaN in the gradient goes where the reference sends it.  The first maximum wins ties,
+    the first NaN wins over numbers; branch-free over flat q, so it vectorises."""
     a0, a1, a2, a3 = acc[0], acc[1], acc[2], acc[3]
     zero = acc.dtype.type(0)
-    nans = 0
     for q in range(y.size):
-        best, k = a0[q], np.uint8(0)
-        v = a1[q]
-        take = v > best
-        best, k = (v if take else best), (np.uint8(1) if take else k)
-        v = a2[q]
-        take = v > best
-        best, k = (v if take else best), (np.uint8(2) if take else k)
-        v = a3[q]
-        take = v > best
-        best, k = (v if take else best), (np.uint8(3) if take else k)
-        y[q] = zero if best < zero else best
-        argmax[q] = k
-        total = a0[q] + a1[q] + a2[q] + a3[q]
-        nans += total != total
-    return nans == 0
-
-
-@kernel
-def relu_pool_2x2_nan(acc, y, argmax):
-    """relu_pool_2x2 where NaN may occur: the first NaN of a window wins, as in numpy."""
-    for q in range(y.size):
-        best, k = acc[0, q], 0
-        for phase in range(1, 4):
-            v = acc[phase, q]
-            if v > best or (v != v and best == best):
-                best, k = v, phase
-        y[q] = 0 if best < 0 else best             # ReLU; NaN stays NaN
+        best, k = relu(a0[q], zero), np.uint8(0)
+        best, k = first_max(best, k, relu(a1[q], zero), np.uint8(1))
+        best, k = first_max(best, k, relu(a2[q], zero), np.uint8(2))
+        best, k = first_max(best, k, relu(a3[q], zero), np.uint8(3))
+        y[q] = best
         argmax[q] = k
 
 
@@ -169,8 +147,7 @@ def unpool_relu(dy, y, argmax, dz):
 def pool_epilogue(acc, ww, y_pad, argmax, y):
     """ReLU and the 2x2 max of one plane's four phases acc (4, length): y_pad and argmax at
     row stride ww (kept for backward), y compact (rows, cols)."""
-    if not relu_pool_2x2(acc, y_pad, argmax):
-        relu_pool_2x2_nan(acc, y_pad, argmax)
+    relu_pool_2x2(acc, y_pad, argmax)
     compact(y_pad, ww, y)
 
 

@@ -73,7 +73,7 @@ from ...algorithms import why_not
 from ...ops import OpPair
 from ...ops import conv as im2col_conv, fused as im2col_fused
 from ...workspace import Workspace
-from . import kernel, reduce
+from . import first_max, kernel, reduce, relu
 
 
 # -- the 1-D transforms and their adjoints ----------------------------------------
@@ -320,19 +320,6 @@ def _output_transform_adjoint(dy, th, tw, dm, db):
 
 
 @kernel
-def _relu(value, zero):
-    return zero if value < zero else value      # NaN stays NaN
-
-
-@kernel
-def _first_max(best, k, value, place):
-    """The running maximum and its place after ``value``: the first maximum wins ties, the
-    first NaN wins over numbers (branch-free, so the loop vectorises)."""
-    take = (value > best) | ((value != value) & (best == best))
-    return (value if take else best), (place if take else k)
-
-
-@kernel
 def _output_transform_pooled(m, b, y, code):
     """y[f, q] = the largest of relu(tile q's four outputs + b[f]); code[f, q] = its place
     in the tile (0..3, row-major), + 4 where it is > 0 (the ReLU mask).  ReLU before the
@@ -343,10 +330,10 @@ def _output_transform_pooled(m, b, y, code):
         bias, mf, out, arg = b[f], m[f], y[f], code[f]
         for q in range(length):
             y00, y01, y10, y11 = _output_tile(mf, q)
-            best, k = _relu(y00 + bias, zero), 0
-            best, k = _first_max(best, k, _relu(y01 + bias, zero), 1)
-            best, k = _first_max(best, k, _relu(y10 + bias, zero), 2)
-            best, k = _first_max(best, k, _relu(y11 + bias, zero), 3)
+            best, k = relu(y00 + bias, zero), 0
+            best, k = first_max(best, k, relu(y01 + bias, zero), 1)
+            best, k = first_max(best, k, relu(y10 + bias, zero), 2)
+            best, k = first_max(best, k, relu(y11 + bias, zero), 3)
             out[q] = best
             arg[q] = k + 4 if best > zero else k
     return y, code
