@@ -26,8 +26,10 @@ Where the trials run (printed at the start):
 
 A worker that dies mid-trial loses only that trial: Dask runs it again
 elsewhere (up to ``distributed.scheduler.allowed-failures`` times).  A trial
-gives the same numbers wherever it runs: it depends on its seed and its
-thread count (recorded with the points), not on its placement.
+gives the same numbers wherever it runs (to float32 rounding: a freshly
+compiled Numba kernel and its cached copy may order a sum differently): it
+depends on its seed and its thread count (recorded with the points), not on
+its placement.
 """
 import functools
 import json

@@ -26,10 +26,25 @@ def run_cli(*args, timeout=300):
 
 
 def numbers(result):
-    """Everything a trial computed, without its clock readings and placement."""
-    return ([{k: v for k, v in e.items() if k not in TIMING} for e in result["epochs"]],
-            result["diverged"], result["parameters"], result.get("test_loss"),
-            result.get("test_accuracy"))
+    """Everything a trial computed, without its clock readings and placement, as a flat dict."""
+    flat = {f"epoch {e['epoch']} {k}": v for e in result["epochs"] for k, v in e.items()
+            if k not in TIMING}
+    flat.update({k: result.get(k) for k in ("diverged", "parameters", "test_loss",
+                                            "test_accuracy")})
+    return flat
+
+
+def assert_same_numbers(found, expected, label):
+    """Equal up to float32 rounding of sums.  A Numba kernel freshly compiled in this process
+    and the same kernel loaded from the on-disk cache by a worker may vectorise a reduction
+    (``reassoc``) in a different order: on a cold cache the losses then differ in the 9th
+    digit (seen in CI), so exact equality would test the compiler, not the sweep."""
+    assert found.keys() == expected.keys(), label
+    for key, value in expected.items():
+        if isinstance(value, float):
+            assert found[key] == pytest.approx(value, rel=1e-6, abs=0), f"{label}: {key}"
+        else:
+            assert found[key] == value, f"{label}: {key}"
 
 
 def points(folder):
@@ -51,7 +66,7 @@ def test_two_workers_give_the_sequential_numbers_and_a_rerun_skips(tmp_path, mon
     # the sequential run: each trial in this process, one after the other
     monkeypatch.setenv("MINICNN_DATA", REAL_ROOT)
     for key, spec, label in grid_trials(grid):
-        assert numbers(found[key]) == numbers(sweep.run_trial(spec)), label
+        assert_same_numbers(numbers(found[key]), numbers(sweep.run_trial(spec)), label)
     rows = (tmp_path / "sweep.csv").read_text().splitlines()
     assert len(rows) == 5 and rows[0].startswith("lr,filters,batch_size,seed,backend")
     assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
