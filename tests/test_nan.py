@@ -103,16 +103,20 @@ def test_divergence_check_rule():
         DivergenceCheck()(float("nan"), 2, 7)
 
 
+@pytest.mark.parametrize("lr", [1000.0, 1e30])
 @pytest.mark.parametrize("backend_name", CPU_BACKENDS)
 def test_fit_stops_a_diverging_run_without_numpy_warnings(tmp_path, monkeypatch, recwarn,
-                                                         backend_name):
+                                                         backend_name, lr):
+    """lr 1000 grows the loss tenfold (the growth rule stops it); lr 1e30 overflows within a
+    step or two (inf, then NaN: the overflow, invalid and divide warnings NumPy would print
+    on the way must not reach the user)."""
     from conftest import fake_mnist
     from minicnn.data import load_dataset
     fake_mnist(tmp_path, n_train=300, n_test=10, monkeypatch=monkeypatch)
     data = load_dataset("mnist", tmp_path, download=False, validation_size=50)
     model = minicnn.lab_model(4, backend=backend_name)
     with pytest.raises(NonFiniteLoss, match="epoch 1, step [1-9]\\b"):
-        fit(model, minicnn.SGD(1000.0), data, epochs=2, batch_size=10)
+        fit(model, minicnn.SGD(lr), data, epochs=2, batch_size=10)
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
 
 
