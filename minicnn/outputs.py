@@ -37,3 +37,24 @@ def prepare_output_dir(path, overwrite=False, flag="--out"):
         raise OutputError(f"{flag} {path} already holds results ({', '.join(held)}); add "
                           "--overwrite to replace them, or choose another folder")
     return path
+
+
+def fresh_run_dir(root=None):
+    """A new, empty folder ``<root>/train-NNN`` (the first free number), for a run given no
+    --out.  ``root``: $MINICNN_RUNS, else ``runs`` under the working folder.  mkdir is the
+    claim, so two runs started together never share a folder.  Raises OutputError."""
+    root = Path(root or os.environ.get("MINICNN_RUNS") or "runs").expanduser()
+    number = 1 + max((int(p.name[6:]) for p in root.glob("train-*") if p.name[6:].isdigit()),
+                     default=0)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        while True:
+            path = root / f"train-{number:03d}"
+            try:
+                path.mkdir()
+                return prepare_output_dir(path)
+            except FileExistsError:
+                number += 1
+    except OSError as exc:
+        raise OutputError(f"cannot make a results folder under {root} ({exc.strerror or exc}); "
+                          "pass --out DIR with a folder you can write to") from None

@@ -47,7 +47,8 @@ def build_parser():
     p.add_argument("--threads", type=positive_int,
                    help="threads, each training a shard of every batch (default: one per core)")
     p.add_argument("--out", metavar="DIR", help="write metrics.json, metrics.csv, "
-                   "learning_curve.png and model.npz here (checked before training starts)")
+                   "learning_curve.png and model.npz here (checked before training starts; "
+                   "default: a new folder runs/train-NNN, or under $MINICNN_RUNS)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the results an earlier run left in --out")
     p.add_argument("--quiet", action="store_true", help="only the final summary")
@@ -102,12 +103,14 @@ def check_memory(args, layers, threads):
 
 
 def prepare_output(args):
-    """The --out folder, checked before any work: exit 2 in one line if it cannot be used."""
-    if not args.out:
-        return
-    from .outputs import OutputError, prepare_output_dir
+    """The --out folder (default: a fresh runs/train-NNN), checked before any work: exit 2
+    in one line if it cannot be used."""
+    from .outputs import OutputError, fresh_run_dir, prepare_output_dir
     try:
-        prepare_output_dir(args.out, args.overwrite)
+        if args.out:
+            prepare_output_dir(args.out, args.overwrite)
+        else:
+            args.out = str(fresh_run_dir())
     except OutputError as exc:
         fail(PROG, str(exc))
 
@@ -224,10 +227,11 @@ def main(argv=None):
         comm = distributed.communicator()      # SingleProcess unless started by mpiexec
     except distributed.DistributedError as exc:
         fail(PROG, str(exc))
-    if comm.rank != 0:                         # rank 0 alone prints and writes
-        args.quiet, args.out = True, None
     model = build_model(args, comm)
-    prepare_output(args)
+    if comm.rank == 0:                         # rank 0 alone prints and writes
+        prepare_output(args)
+    else:
+        args.quiet, args.out = True, None
     data = load_data(args)
     metrics = {"config": dict(vars(args)), "architecture": model.architecture(), "epochs": [],
                "parameters": model.num_params(), "backend": model.backend.name,

@@ -90,6 +90,8 @@ def fit(model, optimizer, data, epochs, batch_size, seed=0,
     shown, the exception says what happened.  KeyboardInterrupt propagates with
     the finished epochs already reported through on_epoch.
     """
+    if len(data.train.y) == 0:
+        raise ValueError("fit: the training split is empty; give at least one training sample")
     backend = model.backend
     x_all = backend.asarray(data.train.x, dtype=model.dtype)
     y_all = backend.asarray(data.train.y)

@@ -31,6 +31,12 @@ def backend(request):
     return get_backend(request.param)
 
 
+@pytest.fixture(autouse=True)
+def runs_folder(tmp_path_factory, monkeypatch):
+    """Runs given no --out make runs/train-NNN: in the tests, under a temporary folder."""
+    monkeypatch.setenv("MINICNN_RUNS", str(tmp_path_factory.mktemp("runs")))
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

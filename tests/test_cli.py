@@ -114,3 +114,33 @@ def test_unavailable_gpu_backend_is_one_line_and_auto_falls_back():
     from minicnn.backend import AUTO_ORDER
     first_available = next(n for n in AUTO_ORDER if backend_class(n).is_available())
     assert get_backend("auto").name == first_available != "cupy"
+
+
+def test_a_run_without_out_saves_its_results_in_a_fresh_numbered_folder(tmp_path, monkeypatch,
+                                                                        capsys):
+    """The main job saves its learning curve even when given no --out: runs/train-001, then
+    train-002 (never over an earlier run's results), named in the summary."""
+    from conftest import fake_mnist
+    from minicnn import train
+    fake_mnist(tmp_path / "data", n_train=5_030, n_test=10, monkeypatch=monkeypatch)  # 5,000 val
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("MINICNN_RUNS", str(runs))
+    argv = ["--data-dir", str(tmp_path / "data"), "--epochs", "1", "--quiet", "--backend",
+            "numpy", "--filters", "2"]
+    for number in (1, 2):
+        assert train.main(argv) == 0
+        folder = runs / f"train-{number:03d}"
+        assert f"outputs          {folder}" in capsys.readouterr().out
+        assert (folder / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+        assert json.loads((folder / "metrics.json").read_text())["completed"]
+
+
+def test_an_unwritable_default_results_folder_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
+    (tmp_path / "runs").write_text("a file where the folder should be")
+    monkeypatch.setenv("MINICNN_RUNS", str(tmp_path / "runs"))
+    from minicnn import train
+    with pytest.raises(SystemExit) as exc:
+        train.main(["--epochs", "1", "--backend", "numpy"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "pass --out DIR" in err

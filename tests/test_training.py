@@ -114,3 +114,10 @@ def test_reported_loss_is_a_per_sample_mean_not_a_per_batch_sum():
     model = small_model("float64")
     history = fit(model, minicnn.SGD(1e-300), indexed_data(), epochs=1, batch_size=10)
     assert 1.0 < history[0].train_loss < 5.0
+
+
+def test_fit_refuses_an_empty_training_split():
+    x, y = np.zeros((3, 1, 28, 28), np.float32), np.arange(3)
+    empty = Dataset(Split(x[:0], y[:0]), Split(x, y), Split(x, y))
+    with pytest.raises(ValueError, match="^fit: the training split is empty"):
+        fit(minicnn.lab_model(2, backend="numpy"), minicnn.SGD(0.1), empty, 1, 10)
