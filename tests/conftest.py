@@ -1,4 +1,5 @@
 """Fixtures and helpers shared by the tests."""
+import email.message
 import gzip
 import hashlib
 import os
@@ -82,3 +83,27 @@ def cnhw(a):
 
 
 nchw = cnhw      # the swap is its own inverse
+
+
+# -- a fake network ------------------------------------------------------------------
+CHUNK = 50_000          # what one read of the fake network returns at most
+
+
+class Response:
+    """A urlopen response: case-insensitive headers, at most CHUNK bytes per read."""
+
+    def __init__(self, data, length=True):
+        self.data, self.headers = data, email.message.Message()
+        if length:
+            self.headers["Content-Length"] = str(len(data))
+
+    def read(self, n=-1):
+        n = len(self.data) if n is None or n < 0 else min(n, CHUNK)
+        chunk, self.data = self.data[:n], self.data[n:]
+        return chunk
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import REAL_ROOT, fake_mnist, needs_mnist
+from conftest import REAL_ROOT, Response, fake_mnist, needs_mnist
 from minicnn.data import (FILES, DataError, IdxError, encode_idx, ensure_files, load_dataset,
                           parse_idx, read_idx)
 from minicnn.data import datasets
@@ -84,21 +84,6 @@ def test_no_network_names_the_files_and_leaves_nothing(tmp_path, monkeypatch):
     assert not any(p.is_file() for p in tmp_path.rglob("*"))
 
 
-class FakeResponse:
-    def __init__(self, data):
-        self.data, self.headers = data, {"Content-Length": str(len(data))}
-
-    def read(self, n):
-        chunk, self.data = self.data[:n], self.data[n:]
-        return chunk
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
 def test_download_tries_mirrors_and_verifies_checksums(tmp_path, monkeypatch):
     """The first mirror fails, the second serves a corrupt file, the third the right one."""
     payload = {f: gzip.compress(encode_idx(np.full((2, 2, 2) if "images" in f else (2,), i,
@@ -116,8 +101,8 @@ def test_download_tries_mirrors_and_verifies_checksums(tmp_path, monkeypatch):
         if mirror == "http://a":
             raise OSError("connection refused")
         if mirror == "http://b":
-            return FakeResponse(gzip.compress(b"not the right bytes"))
-        return FakeResponse(payload[name])
+            return Response(gzip.compress(b"not the right bytes"))
+        return Response(payload[name])
     monkeypatch.setattr(datasets.urllib.request, "urlopen", fake_urlopen)
     paths = ensure_files("mnist", tmp_path, progress=False)
     assert [p.read_bytes() for p in paths] == [payload[f] for f in FILES]

@@ -9,7 +9,6 @@ numbers stay the same: a float32 model keeps float32 buffers, an op called again
 workspace allocates nothing, and need_dx=False skips dx.  No MNIST needed: fake data and a stub
 model make every expected value something you can work out by hand.
 """
-import email.message
 import gzip
 import hashlib
 import math
@@ -22,7 +21,7 @@ import numpy as np
 import pytest
 
 import minicnn
-from conftest import fake_mnist
+from conftest import Response, fake_mnist
 from minicnn import ops, trainer
 from minicnn.backend import get_backend
 from minicnn.data import (FILES, DataError, Dataset, IdxError, Split, data_root, datasets,
@@ -498,31 +497,8 @@ def test_stamps_of_a_read_only_folder_go_to_the_xdg_cache(tmp_path, monkeypatch)
 
 
 # -- downloads -------------------------------------------------------------------------------
-CHUNK = 50_000          # what one read of the fake network returns at most
-
-
 def no_network(*args, **kwargs):
     raise AssertionError("no download expected")
-
-
-class Response:
-    """A urlopen response: case-insensitive headers, at most CHUNK bytes per read."""
-
-    def __init__(self, data, length=True):
-        self.data, self.headers = data, email.message.Message()
-        if length:
-            self.headers["Content-Length"] = str(len(data))
-
-    def read(self, n=-1):
-        n = len(self.data) if n is None or n < 0 else min(n, CHUNK)
-        chunk, self.data = self.data[:n], self.data[n:]
-        return chunk
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def serve(monkeypatch, files, length=True):
