@@ -25,7 +25,13 @@ def system_info(backend=None):
     except ImportError:
         pass
     from . import __version__
+    from .threads import current_threads
     info["minicnn"] = __version__
+    # The BLAS kernel type decides GEMM speed (OPENBLAS_CORETYPE=Haswell halves it on
+    # AVX-512 machines), so every result says which one ran and whether it was forced.
+    info["blas"] = current_threads()["blas_libraries"]
+    info["blas_env"] = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+                        if k in os.environ}
     if hasattr(backend, "device_info"):     # a GPU backend: its library and device
         info.update(backend.device_info())
     return info

@@ -132,7 +132,8 @@ def test_a_run_without_out_saves_its_results_in_a_fresh_numbered_folder(tmp_path
         folder = runs / f"train-{number:03d}"
         assert f"outputs          {folder}" in capsys.readouterr().out
         assert (folder / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
-        assert json.loads((folder / "metrics.json").read_text())["completed"]
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert metrics["completed"] and metrics["system"]["blas"]     # the BLAS that ran
 
 
 def test_an_unwritable_default_results_folder_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
