@@ -3,6 +3,7 @@ import email.message
 import gzip
 import hashlib
 import os
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -107,3 +108,14 @@ class Response:
 
     def __exit__(self, *exc):
         return False
+
+
+def traced_peak(fn):
+    """(peak bytes NumPy and Python allocated while fn ran, fn's result).  Numba's runtime
+    allocates with malloc, unseen here: this checks the Python-level buffers only."""
+    tracemalloc.start()
+    try:
+        result = fn()
+        return tracemalloc.get_traced_memory()[1], result
+    finally:
+        tracemalloc.stop()

@@ -95,9 +95,10 @@ def test_evaluate_scores_a_model_on_the_dataset_it_was_trained_on(tmp_path, monk
     assert evaluate.main([str(tmp_path / "m.npz"), "--data-dir", str(tmp_path),
                           "--backend", "numpy"]) == 0
     assert capsys.readouterr().out.startswith("fashion-mnist test accuracy")
-    with pytest.raises(SystemExit):          # told otherwise, it uses mnist (absent here)
+    with pytest.raises(SystemExit) as exc:   # told otherwise, it uses mnist (absent here)
         evaluate.main([str(tmp_path / "m.npz"), "--data-dir", str(tmp_path),
                        "--dataset", "mnist", "--backend", "numpy"])
+    assert exc.value.code == 2 and "cannot read mnist" in capsys.readouterr().err
 
 
 def test_loading_a_pickle_says_not_a_model_and_nothing_about_pickles(tmp_path):

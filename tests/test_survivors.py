@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import minicnn
-from conftest import Response, fake_mnist
+from conftest import Response, fake_mnist, traced_peak
 from minicnn import ops, trainer
 from minicnn.backend import get_backend
 from minicnn.data import (FILES, DataError, Dataset, IdxError, Split, data_root, datasets,
@@ -184,15 +184,6 @@ def test_an_optimizer_refuses_a_model_of_another_size():
 # Allocation checks: NumPy reports its buffers to tracemalloc.  Its own casting buffers (8192
 # elements) stay under LIMIT; a full-size temporary of the arrays below is far above it.
 LIMIT = 64 * 1024
-
-
-def traced_peak(fn):
-    tracemalloc.start()
-    try:
-        result = fn()
-        return tracemalloc.get_traced_memory()[1], result
-    finally:
-        tracemalloc.stop()
 
 
 @pytest.mark.parametrize("make", [lambda: minicnn.SGD(0.1), lambda: minicnn.SGD(0.1, 0.9),

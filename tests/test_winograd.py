@@ -1,11 +1,11 @@
 """The numba backend's Winograd F(2x2, 3x3) convolutions against the im2col reference, on what
 test_fused.py does not cover: the lab model's shapes, odd sizes and paddings, one image, NaN,
 ties in the pool, finite differences, and a steady state that allocates nothing."""
-import tracemalloc
 
 import numpy as np
 import pytest
 
+from conftest import traced_peak
 from minicnn import ops
 from minicnn.backend import get_backend
 from minicnn.geometry import window
@@ -171,10 +171,7 @@ def test_steady_state_allocates_nothing(pattern):
     dy = np.ones(run(pattern, REF, x, w, b, g)[0].shape, np.float32)
     ws = Workspace(np)
     first = run(pattern, NUMBA, x, w, b, g, dy, ws=ws)
-    tracemalloc.start()
-    second = run(pattern, NUMBA, x, w, b, g, dy, ws=ws)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+    peak, second = traced_peak(lambda: run(pattern, NUMBA, x, w, b, g, dy, ws=ws))
     assert second[0] is first[0]
     assert all(a is c for a, c in zip(second[1], first[1]))
     assert peak < 16 * 1024, f"{peak} bytes allocated in the steady state"
