@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (ArgumentParser, Points, add_common_flags, fail, load_data,  # noqa: E402
+from common import (ArgumentParser, Points, add_common_flags, load_data,  # noqa: E402
                     number_list)
 
 from minicnn import sweep  # noqa: E402
@@ -80,21 +80,13 @@ def main(argv=None):
     tasks = [(f"lr_{lr:g}", sweep.trial(lr, args.filters, args.batch_size, args.seed, backend,
                                          args.epochs, args.threads, args.dataset, args.data_dir,
                                          args.train_limit), f"lr {lr:g}") for lr in args.rates]
-    cluster = None
-    try:
-        if any(points.get(key) is None for key, _, _ in tasks):
-            gpu = backend in sweep.GPU_BACKENDS
-            cluster = sweep.Cluster(PROG, args.scheduler, args.workers, args.threads,
-                                    cpu=not gpu, gpu=gpu)
-        rate = {key: lr for (key, _, _), lr in zip(tasks, args.rates)}
-        found = sweep.run_points(cluster, points, tasks,
-                                 on_new=lambda key, r: study_point(rate[key], r),
+    gpu = backend in sweep.GPU_BACKENDS
+    rate = {key: lr for (key, _, _), lr in zip(tasks, args.rates)}
+    with sweep.resumable(PROG, points, "rates"):
+        found = sweep.run_points(lambda todo: sweep.Cluster(PROG, args.scheduler, args.workers,
+                                                            args.threads, cpu=not gpu, gpu=gpu),
+                                 points, tasks, on_new=lambda key, r: study_point(rate[key], r),
                                  reuse_note="reusing the finished run")
-    except KeyboardInterrupt:
-        fail(PROG, f"interrupted; finished rates are kept in {points.dir}, run again to resume", 130)
-    finally:
-        if cluster is not None:
-            cluster.close()
     results = [found[key] for key, _, _ in tasks]
     out = Path(args.out)
     rows = [e for r in results for e in r["epochs"]]

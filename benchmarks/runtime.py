@@ -139,36 +139,25 @@ def main(argv=None):
                                                       device == "cpu" else 1),
                f"{series} ({device}) {f} filters")
               for series, device, filters, run in plan if isinstance(run, str) for f in filters]
-    found, cluster = {}, None
-    try:
-        if any(points.get(key) is None for key, _, _ in trials):
-            devices = {t[1]["backend"] in sweep.GPU_BACKENDS for t in trials}
-            cluster = sweep.Cluster(PROG, args.scheduler, args.workers, args.threads,
-                                    cpu=False in devices, gpu=True in devices, timing=True)
-            for _, spec, _ in trials:   # default: a whole worker's cores, now known
-                spec["threads"] = spec["threads"] or cluster.threads
+    def cluster(todo):          # a trial's threads=None: a whole worker's cores
+        devices = {spec["backend"] in sweep.GPU_BACKENDS for spec in todo}
+        return sweep.Cluster(PROG, args.scheduler, args.workers, args.threads,
+                             cpu=False in devices, gpu=True in devices, timing=True)
+
+    with sweep.resumable(PROG, points):
         found = sweep.run_points(cluster, points, trials, on_new=lambda key, r: minicnn_point(r),
                                  reuse_note="reusing the finished point")
-        if cluster is not None:
-            cluster.close()
-            cluster = None
-        for series, device, filters, run in plan:
-            if isinstance(run, str):
-                continue
+        frameworks_here = [(s, d, fs, run) for s, d, fs, run in plan if not isinstance(run, str)]
+        if frameworks_here:
             print("  PyTorch/TensorFlow points: in this process, one at a time")
+        for series, device, filters, run in frameworks_here:
             for f in filters:
                 key = f"{series}_{device}_{f}"
-                if points.get(key) is None:
-                    print(f"  {series} ({device}) {f:3d} filters ...", end=" ", flush=True)
-                    points.put(key, run(f, data))
-                    print(f"{points.get(key)['seconds']:.1f} s")
                 found[key] = points.get(key)
-    except KeyboardInterrupt:
-        fail(PROG, f"interrupted; finished points are kept in {points.dir}, run again to resume",
-             130)
-    finally:
-        if cluster is not None:
-            cluster.close()
+                if found[key] is None:
+                    print(f"  {series} ({device}) {f:3d} filters ...", end=" ", flush=True)
+                    found[key] = points.put(key, run(f, data))
+                    print(f"{found[key]['seconds']:.1f} s")
     rows = []
     for series, device, filters, _ in plan:
         for f in filters:

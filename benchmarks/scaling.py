@@ -107,10 +107,16 @@ def data_parallel(args, filters, processes, threads):
             return {"error": "no mpiexec: pip install 'minicnn[mpi]'"}
         cmd = [launcher, "-n", str(processes)] + cmd
     env = dict(os.environ, SCALING_THREADS=str(threads))
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
+    try:
+        result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
+    except subprocess.TimeoutExpired:
+        return {"error": "no result within 30 minutes"}
     if result.returncode != 0:
         return {"error": (result.stderr.strip().splitlines() or ["?"])[-1]}
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    try:
+        return json.loads(result.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        return {"error": f"the ranks printed no result: {result.stdout.strip()[-200:]!r}"}
 
 
 # -- the sweep ---------------------------------------------------------------------------

@@ -40,12 +40,11 @@ class DistributedError(RuntimeError):
     """A multi-process launch that cannot work here; the message is one line saying why."""
 
 
-def launched_by_mpi(environ=None):
+def launched_by_mpi():
     """(variable, value) of the first launch variable found, else None."""
-    environ = os.environ if environ is None else environ
     for name in LAUNCH_VARIABLES:
-        if name in environ:
-            return name, environ[name]
+        if name in os.environ:
+            return name, os.environ[name]
     return None
 
 

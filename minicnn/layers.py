@@ -49,7 +49,8 @@ class Layer:
         return {}
 
     def num_params(self):
-        return sum(int(p.size) for p in self.params.values())
+        """Parameters of this layer (known once it is built, before they are allocated)."""
+        return sum(int(np.prod(shape)) for shape in self.parameter_shapes().values())
 
     def config(self):
         """Constructor arguments, JSON-serialisable (used by save/load)."""

@@ -83,21 +83,22 @@ def step_buffer_bytes(layers, input_shape, batch, itemsize):
     return total
 
 
-def check(needed, what):
-    """Raise NotEnoughMemory when ``needed`` bytes do not fit in what is available."""
+def check(needed, what, smaller="a smaller batch"):
+    """Raise NotEnoughMemory when ``needed`` bytes do not fit in what is available;
+    ``smaller``: what else the caller's user can shrink."""
     free = available_bytes()
     if needed > free:
         raise NotEnoughMemory(f"{what} needs about {gib(needed)} of memory, and "
-                              f"{gib(free)} are available; use fewer filters or units, a "
-                              "smaller batch, or a machine with more memory")
+                              f"{gib(free)} are available; use fewer filters or units, "
+                              f"{smaller}, or a machine with more memory")
 
 
-def training_estimate(layers, input_shape, batch_size, threads, dtype="float32",
-                      optimizer_slots=0, data_bytes=0):
-    """{part: bytes} of a training run of built ``layers`` (see the module docstring)."""
-    itemsize = np.dtype(dtype).itemsize
-    parameters = sum(int(np.prod(shape)) for layer in layers
-                     for shape in layer.parameter_shapes().values())
+def training_estimate(layers, input_shape, batch_size, threads, optimizer_slots=0,
+                      data_bytes=0):
+    """{part: bytes} of a float32 training run of built ``layers`` (see the module
+    docstring)."""
+    itemsize = 4
+    parameters = sum(layer.num_params() for layer in layers)
     shard = math.ceil(batch_size / threads)
     return {
         "parameters, gradients and optimizer": parameter_bytes(parameters, itemsize, threads,

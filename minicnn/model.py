@@ -92,10 +92,9 @@ class Sequential:
             counts[base] = counts.get(base, 0) + 1
             shape = layer.build(shape)
         self.output_shape = shape
-        parameters = sum(int(np.prod(s)) for layer in layers
-                         for s in layer.parameter_shapes().values())
+        parameters = sum(layer.num_params() for layer in layers)
         memory.check(memory.parameter_bytes(parameters, self.dtype.itemsize, self.threads),
-                     f"Sequential: a model of {parameters:,} parameters")
+                     f"Sequential: a model of {parameters:,} parameters", "fewer threads")
         rng = np.random.default_rng(seed)
         initial = [layer.initial_params(rng) for layer in layers]
         # Where each parameter lives in the flat buffers: (layer, key, offset, shape).

@@ -16,25 +16,25 @@ class OutputError(ValueError):
     """The output folder cannot be used; the message says why and what to do."""
 
 
-def prepare_output_dir(path, overwrite=False, flag="--out"):
+def prepare_output_dir(path, overwrite=False):
     """The folder ``path``, created if needed and checked writable; raises OutputError."""
     path = Path(path).expanduser()
     if path.exists() and not path.is_dir():
-        raise OutputError(f"{flag} {path} is a file, not a folder; give a folder for the results")
+        raise OutputError(f"--out {path} is a file, not a folder; give a folder for the results")
     for parent in path.parents:
         if parent.exists() and not parent.is_dir():
-            raise OutputError(f"{flag} {path}: {parent} is a file, so no folder can be made "
+            raise OutputError(f"--out {path}: {parent} is a file, so no folder can be made "
                               "under it; choose another path")
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):
             pass
     except OSError as exc:
-        raise OutputError(f"{flag} {path} is not writable ({exc.strerror or exc}); choose a "
+        raise OutputError(f"--out {path} is not writable ({exc.strerror or exc}); choose a "
                           "folder you can write to") from None
     held = [name for name in RESULT_FILES if (path / name).exists()]
     if held and not overwrite:
-        raise OutputError(f"{flag} {path} already holds results ({', '.join(held)}); add "
+        raise OutputError(f"--out {path} already holds results ({', '.join(held)}); add "
                           "--overwrite to replace them, or choose another folder")
     return path
 

@@ -31,6 +31,7 @@ compiled Numba kernel and its cached copy may order a sum differently): it
 depends on its seed and its thread count (recorded with the points), not on
 its placement.
 """
+import contextlib
 import functools
 import json
 import math
@@ -241,7 +242,6 @@ class Cluster:
             lines.append(f"{len(gpus)} GPU worker(s), one GPU each "
                          f"({'CUDA_VISIBLE_DEVICES=' + ','.join(gpus) if gpus[0] else 'GPU 0'})"
                          + (f", on {_span(reserved)} kept for them" if reserved else ""))
-        self.workers = n if cpu else 0
         self.cluster = SpecCluster(
             workers=specs, silence_logs=logging.ERROR,
             scheduler={"cls": Scheduler, "options": {
@@ -280,7 +280,6 @@ class Cluster:
         if gpu and any("GPU" in r for r in offered):
             self.gpu_resources = {"GPU": 1}
         self.threads = self.threads or 1
-        self.workers = len(offered)
         slots = sum(w.get("nthreads", 0) for w in info)
         self.describe = (f"Dask cluster at {address}: {len(offered)} worker(s), {slots} task "
                          f"slot(s)" + ("" if offered else " (none yet: the trials wait for "
@@ -304,6 +303,7 @@ class Cluster:
         run_id = uuid.uuid4().hex[:6]
         futures = {}
         for key, spec, label in tasks:
+            spec = dict(spec, threads=spec["threads"] or self.threads)   # None: the worker's
             future = self.client.submit(run_trial, spec, key=f"trial-{key}-{run_id}", pure=False,
                                         resources=self.resources(spec))
             futures[future] = (key, label)
@@ -377,10 +377,22 @@ def backend_name(prog, name, remote):
     return resolve_backend(prog, name).name
 
 
+@contextlib.contextmanager
+def resumable(prog, points, what="points"):
+    """Ctrl-C becomes one line saying that the finished ``what`` are kept (exit 130)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        fail(prog, f"interrupted; finished {what} are kept in {points.dir}, run again to resume",
+             130)
+
+
 def run_points(cluster, points, tasks, on_new=None, reuse_note="reusing the finished point"):
     """{key: result} for every (key, spec, label): finished points reused from ``points``,
     the others run on ``cluster`` and stored as they arrive (``on_new(key, result)`` may
-    reshape a result before it is stored)."""
+    reshape a result before it is stored).  ``cluster``: a Cluster, or a function of the
+    specs still to run that makes one; it is then called only if some are, and the cluster
+    it makes is closed here."""
     results, todo = {}, []
     for key, spec, label in tasks:
         point = points.get(key)
@@ -390,11 +402,17 @@ def run_points(cluster, points, tasks, on_new=None, reuse_note="reusing the fini
         else:
             todo.append((key, spec, label))
     if todo:
-        print(f"{len(todo)} of {len(tasks)} trial(s) to run; {cluster.describe}", flush=True)
+        own = not isinstance(cluster, Cluster)
+        cluster = cluster([spec for _, spec, _ in todo]) if own else cluster
+        try:
+            print(f"{len(todo)} of {len(tasks)} trial(s) to run; {cluster.describe}", flush=True)
 
-        def store(key, result):
-            results[key] = points.put(key, on_new(key, result) if on_new else result)
-        cluster.run(todo, store, total=len(tasks), done=len(tasks) - len(todo))
+            def store(key, result):
+                results[key] = points.put(key, on_new(key, result) if on_new else result)
+            cluster.run(todo, store, total=len(tasks), done=len(tasks) - len(todo))
+        finally:
+            if own:
+                cluster.close()
     return results
 
 
@@ -506,17 +524,9 @@ def main(argv=None):
     print(f"sweep: {len(tasks)} trial(s) = {len(args.lr)} lr x {len(args.filters)} filters x "
           f"{len(args.batch_size)} batch x {len(args.seeds)} seed x {len(args.backends)} backend, "
           f"{args.epochs} epoch(s) each, {args.threads} thread(s) per trial", flush=True)
-    cluster = None
-    try:
-        if any(points.get(key) is None for key, _, _ in tasks):
-            cluster = Cluster(PROG, args.scheduler, args.workers, args.threads, cpu, gpu)
-        results = run_points(cluster, points, tasks)
-    except KeyboardInterrupt:
-        fail(PROG, f"interrupted; finished points are kept in {points.dir}, run again to resume",
-             130)
-    finally:
-        if cluster is not None:
-            cluster.close()
+    with resumable(PROG, points):
+        results = run_points(lambda todo: Cluster(PROG, args.scheduler, args.workers,
+                                                  args.threads, cpu, gpu), points, tasks)
     rows = [_row(spec, results[key]) for key, spec, _ in tasks]
     out = Path(args.out)
     write_csv(out / "sweep.csv", rows, COLUMNS)

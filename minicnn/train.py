@@ -19,6 +19,7 @@ from .layers import CONV_ALGORITHMS
 PROG = "python -m minicnn.train"
 OPTIMIZERS = ("sgd", "momentum", "adam")
 IMAGE_SHAPE = (1, 28, 28)           # MNIST and Fashion-MNIST alike
+TRAIN_IMAGES, TEST_IMAGES = 55_000, 10_000
 EPOCH_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
                  "seconds", "elapsed", "train_seconds")
 
@@ -89,15 +90,18 @@ def build_model(args, comm=None):
 
 def check_memory(args, layers, threads):
     """Refuse a run that cannot fit in memory before anything is allocated (minicnn/memory.py)."""
+    import numpy as np
     from . import memory
+    from .data.datasets import VALIDATION_SIZE
     shape = IMAGE_SHAPE
     for layer in layers:
         shape = layer.build(shape)
-    images = 70_000 if args.train_limit is None else min(args.train_limit, 55_000) + 15_000
+    # MNIST's 70,000 images (fewer with --train-limit), held as float32
+    kept = TEST_IMAGES + VALIDATION_SIZE + min(args.train_limit or TRAIN_IMAGES, TRAIN_IMAGES)
     parts = memory.training_estimate(layers, IMAGE_SHAPE, args.batch_size, threads,
                                      optimizer_slots={"sgd": 0, "momentum": 1, "adam": 2}[
                                          args.optimizer],
-                                     data_bytes=images * 28 * 28 * 4)
+                                     data_bytes=kept * int(np.prod(IMAGE_SHAPE)) * 4)
     memory.check(sum(parts.values()), f"training this model (batch {args.batch_size}, "
                                       f"{threads} thread{'s' if threads > 1 else ''})")
 

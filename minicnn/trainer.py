@@ -1,4 +1,5 @@
 """The training loop shared by ``python -m minicnn.train`` and the benchmarks."""
+import collections
 import math
 import time
 from typing import Callable, NamedTuple, Optional
@@ -35,15 +36,15 @@ class DivergenceCheck:
     """
 
     def __init__(self, window=10, growth=10.0):
-        self.window, self.growth = window, growth
-        self.start, self.recent = None, []
+        self.growth = growth
+        self.start, self.recent = None, collections.deque(maxlen=window)
 
     def __call__(self, loss, epoch, step):
         if not math.isfinite(loss):
             raise NonFiniteLoss(f"the loss became {loss} in epoch {epoch}, step {step}")
         if self.start is None:
             self.start = loss
-        self.recent = (self.recent + [loss])[-self.window:]
+        self.recent.append(loss)
         mean = sum(self.recent) / len(self.recent)
         if mean > self.growth * self.start:
             raise NonFiniteLoss(f"the loss grew from {self.start:.3g} to {mean:.3g} (mean of the "

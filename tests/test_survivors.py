@@ -14,7 +14,6 @@ import hashlib
 import math
 import re
 import struct
-import tracemalloc
 from types import SimpleNamespace
 
 import numpy as np

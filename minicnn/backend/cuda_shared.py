@@ -7,6 +7,7 @@ backends launch from it by keyword, and the tests check it against the ``.cu``
 sources, names and types, so the simulator exercises this launch code as well
 as the CUDA source.  Importing this module needs no GPU library.
 """
+import functools
 import math
 import operator
 import re
@@ -57,6 +58,12 @@ def split_param(param):
     return ctype, name
 
 
+@functools.lru_cache(maxsize=None)
+def kernel_params(name):
+    """((C type, name), ...) of kernel ``name``'s parameters, parsed once."""
+    return tuple(map(split_param, KERNELS[name].params))
+
+
 def c_type(ctype, element):
     """A parameter type for one instance: c_type('const T*', 'float') == 'const float*'."""
     return re.sub(r"\bT\b", element, ctype)
@@ -88,17 +95,18 @@ def instantiation(name, element):
 
 def c_signature(name, element):
     """The parameter list of a kernel instance, e.g. 'const float* x, float* col, int total, ...'."""
-    return ", ".join(f"{c_type(t, element)} {n}" for t, n in map(split_param, KERNELS[name].params))
+    return ", ".join(f"{c_type(t, element)} {n}" for t, n in kernel_params(name))
 
 
 def _blocks(n, max_blocks):
     return max(1, min(math.ceil(n / THREADS), max_blocks))
 
 
-def _check_shape(op, a, shape):
+def _check_shape(op, name, a, shape):
     """The kernels index by the shapes they are given: a wrong one would read out of bounds."""
     if tuple(a.shape) != tuple(shape):
-        raise ValueError(f"{op}: expected an array of shape {tuple(shape)}, got {tuple(a.shape)}")
+        raise ValueError(f"{op}: expected an array of shape {tuple(shape)} for {name}, got "
+                         f"{tuple(a.shape)}")
 
 
 # -- fused ops: the references of minicnn/ops, same signatures, one kernel each ----------------
@@ -116,19 +124,19 @@ def _softmax_cross_entropy(logits, labels, backend, total=None, ws=None):
 
 
 def _sgd_update(p, g, lr, backend, ws=None):
-    _check_shape("sgd_update", g, p.shape)
+    _check_shape("sgd_update", "g", g, p.shape)
     backend.launch("sgd_update", p=p, g=g, total=p.size, lr=lr)
 
 
 def _momentum_update(p, g, v, lr, momentum, backend, ws=None):
-    for a in (g, v):
-        _check_shape("momentum_update", a, p.shape)
+    for name, a in (("g", g), ("v", v)):
+        _check_shape("momentum_update", name, a, p.shape)
     backend.launch("momentum_update", p=p, g=g, v=v, total=p.size, lr=lr, momentum=momentum)
 
 
 def _adam_update(p, g, m, v, lr_t, beta1, beta2, eps_t, backend, ws=None):
-    for a in (g, m, v):
-        _check_shape("adam_update", a, p.shape)
+    for name, a in (("g", g), ("m", m), ("v", v)):
+        _check_shape("adam_update", name, a, p.shape)
     backend.launch("adam_update", p=p, g=g, m=m, v=v, total=p.size, lr_t=lr_t, beta1=beta1,
                    beta2=beta2, eps_t=eps_t)
 
@@ -161,8 +169,7 @@ class CudaKernelBackend(Backend):
         (float32 or float64, that of the first T* argument) or int32; scalars become
         the exact C type (int32, or T).  The grid covers ``Kernel.grid`` work items.
         """
-        spec = KERNELS[name]
-        params = [split_param(p) for p in spec.params]
+        spec, params = KERNELS[name], kernel_params(name)
         names = [n for _, n in params]
         if set(args) != set(names):
             raise TypeError(f"{name}: expected arguments ({', '.join(names)}), got "
@@ -201,22 +208,22 @@ class CudaKernelBackend(Backend):
     def im2col(self, x, g, out):
         x = self.xp.ascontiguousarray(x)
         c, n, h, w = x.shape
-        _check_shape("im2col", out, (c * g.kh * g.kw, n * g.oh * g.ow))
+        _check_shape("im2col", "out", out, (c * g.kh * g.kw, n * g.oh * g.ow))
         self.launch("im2col", x=x, col=out, total=out.size, N=n, H=h, W=w, **self._window(g))
         return out
 
     def col2im(self, col, g, out):
         col = self.xp.ascontiguousarray(col)
         c, n, h, w = out.shape
-        _check_shape("col2im", col, (c * g.kh * g.kw, n * g.oh * g.ow))
+        _check_shape("col2im", "col", col, (c * g.kh * g.kw, n * g.oh * g.ow))
         self.launch("col2im", col=col, dx=out, total=out.size, N=n, H=h, W=w, **self._window(g))
         return out
 
     def maxpool_forward(self, x, g, out, argmax):
         x = self.xp.ascontiguousarray(x)
         c, n, h, w = x.shape
-        _check_shape("maxpool_forward", out, (c, n, g.oh, g.ow))
-        _check_shape("maxpool_forward", argmax, (c, n, g.oh, g.ow))
+        _check_shape("maxpool_forward", "out", out, (c, n, g.oh, g.ow))
+        _check_shape("maxpool_forward", "argmax", argmax, (c, n, g.oh, g.ow))
         self.launch("maxpool_fwd", x=x, y=out, argmax=argmax, total=out.size, H=h, W=w,
                     **self._window(g))
         return out, argmax
@@ -224,8 +231,8 @@ class CudaKernelBackend(Backend):
     def maxpool_backward(self, dy, argmax, g, out):
         dy = self.xp.ascontiguousarray(dy)
         c, n, h, w = out.shape
-        _check_shape("maxpool_backward", dy, (c, n, g.oh, g.ow))
-        _check_shape("maxpool_backward", argmax, (c, n, g.oh, g.ow))
+        _check_shape("maxpool_backward", "dy", dy, (c, n, g.oh, g.ow))
+        _check_shape("maxpool_backward", "argmax", argmax, (c, n, g.oh, g.ow))
         self.launch("maxpool_bwd", dy=dy, argmax=argmax, dx=out, total=out.size, H=h, W=w,
                     **self._window(g))
         return out

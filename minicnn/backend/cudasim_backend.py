@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .cuda_shared import (CTYPE, KERNELS, CudaKernelBackend, c_signature, c_type, instantiation,
-                          kernel_dir, split_param)
+                          kernel_dir, kernel_params)
 
 CXXFLAGS = ("-O2", "-std=c++17", "-shared", "-fPIC", "-fopenmp", "-Wall", "-Werror",
             "-Wno-unknown-pragmas")
@@ -44,8 +44,8 @@ def host_translation_unit():
     """C++ source: the simulator header, every .cu file, and one extern "C" launcher per instance."""
     lines = ['#include "host/cuda_host.h"']
     lines += [f'#include "{f}"' for f in sorted({k.source for k in KERNELS.values()})]
-    for name, spec in KERNELS.items():
-        call = ", ".join(split_param(p)[1] for p in spec.params)
+    for name in KERNELS:
+        call = ", ".join(n for _, n in kernel_params(name))
         for element in CTYPE.values():
             lines.append(f'extern "C" void launch_{name}_{element}(unsigned grid, unsigned block, '
                          f'{c_signature(name, element)}) {{\n  sim_launch(grid, block, [&] {{ '
@@ -79,8 +79,8 @@ def load_library():
                 raise RuntimeError(f"compiling the CUDA kernels for the host failed:\n{result.stderr}")
             os.replace(out, lib_path)     # atomic: a concurrent build just wins or loses the race
     lib = ctypes.CDLL(str(lib_path))
-    for name, spec in KERNELS.items():
-        types = [split_param(p)[0] for p in spec.params]
+    for name in KERNELS:
+        types = [t for t, _ in kernel_params(name)]
         for element in CTYPE.values():
             fn = getattr(lib, f"launch_{name}_{element}")
             fn.restype = None

@@ -188,14 +188,13 @@ class DirectCache(NamedTuple):
     planes: Any     # (C, N, s*s, hh*ww) phase planes of the padded input
     w: Any
     x_shape: tuple
-    g: Any
     p: Planes
     y_pad: Any      # pooled output at row stride ww (its sign is the ReLU mask), or None
     argmax: Any     # uint8 phase of each window's maximum, at row stride ww, or None
 
 
 def _backward(dy, cache, need_dx, ws, run):
-    planes, w, x_shape, g, p = cache[:5]
+    planes, w, x_shape, p = cache[:4]
     ws = ws or Workspace(np)
     dw = ws.empty("dw", w.shape, dy.dtype)
     db = ws.empty("db", (w.shape[0],), dy.dtype)
@@ -216,7 +215,7 @@ def conv2d_forward(x, w, b, g, backend, ws=None):
     planes = phase_planes(x, p, ws)
     y = ws.empty("y", (w.shape[0], x.shape[1], g.oh, g.ow), x.dtype)
     _forward_plain(planes, w, b, p.ww, y, ws.empty("acc", (1, p.length), x.dtype))
-    return y, DirectCache(planes, w, x.shape, g, p, None, None)
+    return y, DirectCache(planes, w, x.shape, p, None, None)
 
 
 def conv2d_backward(dy, cache, need_dx=True, ws=None):
@@ -235,7 +234,7 @@ def conv_relu_pool_forward(x, w, b, g, pool_g, backend, ws=None):
     y_pad = ws.empty("y_pad", (f, n, p.length), x.dtype)
     argmax = ws.empty("argmax", (f, n, p.length), np.uint8)
     _forward_pooled(planes, w, b, p.ww, y, y_pad, argmax, ws.empty("acc", (4, p.length), x.dtype))
-    return y, DirectCache(planes, w, x.shape, g, p, y_pad, argmax)
+    return y, DirectCache(planes, w, x.shape, p, y_pad, argmax)
 
 
 def conv_relu_pool_backward(dy, cache, need_dx=True, ws=None):

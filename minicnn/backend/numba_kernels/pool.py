@@ -1,8 +1,6 @@
 """Max pooling over (C, N, H, W) planes, any window, stride and padding (the 2x2 pool after a
 convolution is fused into the convolution instead: planes.py)."""
-import numpy as np
-
-from . import kernel
+from . import first_max, kernel
 from .windows import window_maps
 
 
@@ -27,9 +25,7 @@ def _maxpool_forward(x, window_reads, y, argmax):
                     i = index[k]
                     if i < 0:
                         continue
-                    v = plane[i]
-                    if a < 0 or v > b or (v != v and b == b):
-                        b, a = v, i
+                    b, a = first_max(b, a, plane[i], i) if a >= 0 else (plane[i], i)
                 best[q], arg[q] = b, a
 
 
