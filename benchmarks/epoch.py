@@ -8,7 +8,7 @@ scheme, SGD 0.1, batch 50) for one epoch of 55,000 MNIST-shaped images.  Each
 (contender, thread count) lives in its own worker process, so thread settings
 (which TensorFlow fixes at start-up) and thread pools never mix; the workers
 take turns, one epoch each per repeat, so a noisy machine slows all of them
-alike.  minicnn trains through ``minicnn.trainer.train_epoch``, the loop of
+alike.  minicnn trains through ``minicnn.nn.fit.train_epoch``, the loop of
 ``python -m minicnn.train``.  Reported: median and range of the epoch times,
 images per second, the ratio to the fastest framework at the same thread count
 and at its best thread count, minor page faults per step, the BLAS core type,
@@ -31,8 +31,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from minicnn.cli_helpers import ArgumentParser, number_list, positive_int  # noqa: E402
-from minicnn.report import write_json  # noqa: E402
+from minicnn.cli import ArgumentParser, number_list, positive_int  # noqa: E402
+from minicnn.results.files import write_json  # noqa: E402
 
 PROG = "benchmarks/epoch.py"
 FRAMEWORKS = ("pytorch", "tensorflow")
@@ -74,7 +74,7 @@ def synthetic_mnist(n, seed=0):
 
 
 class MinicnnLab:
-    """The lab model in minicnn, trained by minicnn.trainer.train_epoch."""
+    """The lab model in minicnn, trained by minicnn.nn.fit.train_epoch."""
 
     def __init__(self, backend, filters, threads, algorithm="auto"):
         import minicnn
@@ -88,7 +88,7 @@ class MinicnnLab:
         return self.model.num_params()
 
     def train_epoch(self, x, y, batch_size):
-        from minicnn.trainer import train_epoch
+        from minicnn.nn.fit import train_epoch
         b = self.model.backend
         x, y = b.asarray(x), b.asarray(y)
         order = b.xp.arange(len(y))
@@ -123,7 +123,7 @@ def worker(conn, kind, threads, args):
             return
         x, y = synthetic_mnist(args.images)
         contender.train_epoch(x[:args.batch_size * 5], y[:args.batch_size * 5], args.batch_size)
-        from minicnn.threads import current_threads
+        from minicnn.parallel.threads import current_threads
         conn.send({"name": contender.name, "params": contender.num_params(),
                    "threads": current_threads()})
         steps = -(-args.images // args.batch_size)
@@ -139,7 +139,7 @@ def worker(conn, kind, threads, args):
 def breakdown(backend, args):
     """ms per step of every step of minicnn's plan (one thread), timed inside train_epoch."""
     import minicnn
-    from minicnn.trainer import train_epoch
+    from minicnn.nn.fit import train_epoch
     minicnn.configure_threads(1)
     model = minicnn.lab_model(args.filters, backend=backend, algorithm=args.conv_algo)
     opt = minicnn.SGD(0.1)
@@ -186,7 +186,6 @@ def peak_mib():
             return int(line.split()[1]) / 1024
 t0 = time.perf_counter()
 import epoch
-from minicnn.trainer import train_epoch
 lab = epoch.MinicnnLab({backend!r}, {filters}, None, {algo!r})
 x, y = epoch.synthetic_mnist({images})
 t1 = time.perf_counter(); lab.train_epoch(x[:{batch}], y[:{batch}], {batch}); t2 = time.perf_counter()
@@ -252,8 +251,8 @@ def report(rows, args):
 
 def main(argv=None):
     args = parse_args(argv)
-    from minicnn.sysinfo import system_info
-    from minicnn.threads import current_threads
+    from minicnn.parallel.threads import current_threads
+    from minicnn.results.sysinfo import system_info
     workers, notes = start_workers(args)
     blas = {name: hello["threads"]["blas_libraries"] for (name, _), (_, _, hello) in workers.items()}
     print(f"lab model, {args.filters} filters, batch {args.batch_size}, {args.images:,} images "

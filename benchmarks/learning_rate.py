@@ -9,7 +9,7 @@ accuracy, prints a table, and writes learning_curves.png, learning_curves.csv
 and learning_rate.json to the output folder.  Finished rates are kept in
 <out>/points/, so an interrupted study picks up where it stopped.
 
-Each rate is a trial on Dask distributed (minicnn/sweep.py): by default a local
+Each rate is a trial on Dask distributed (minicnn/sweeps/): by default a local
 cluster packs the trials, one per core (--threads 1 each); --scheduler
 tcp://HOST:8786 sends them to a running cluster (docs/distributed.md).  A
 trial's numbers depend on its seed and --threads, not on where it ran.
@@ -18,13 +18,18 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (ArgumentParser, Points, add_common_flags, load_data,  # noqa: E402
-                    number_list)
+from common import add_study_flags  # noqa: E402
 
-from minicnn import sweep  # noqa: E402
 from minicnn.backend import get_backend  # noqa: E402
-from minicnn.report import finish_figure, new_figure, write_csv, write_json  # noqa: E402
-from minicnn.sysinfo import system_info  # noqa: E402
+from minicnn.cli import (ArgumentParser, add_backend_flag, add_cluster_flags,  # noqa: E402
+                         load_data, number_list, positive_int, resumable, sweep_errors,
+                         trial_backend)
+from minicnn.results.figures import finish_figure, new_figure  # noqa: E402
+from minicnn.results.files import write_csv, write_json  # noqa: E402
+from minicnn.results.sysinfo import system_info  # noqa: E402
+from minicnn.sweeps.cluster import GPU_BACKENDS, Cluster  # noqa: E402
+from minicnn.sweeps.points import Points, run_points  # noqa: E402
+from minicnn.sweeps.trial import trial  # noqa: E402
 
 PROG = "benchmarks/learning_rate.py"
 COLUMNS = ("lr", "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
@@ -35,17 +40,17 @@ def parse_args(argv=None):
     p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--rates", type=number_list(float), default=[0.1, 0.01, 0.001, 0.0001],
                    help="comma-separated learning rates (default 0.1,0.01,0.001,0.0001)")
-    p.add_argument("--backend", default="auto")
-    p.add_argument("--filters", type=int, default=16)
+    add_backend_flag(p)
+    p.add_argument("--filters", type=positive_int, default=16)
     p.add_argument("--yscale", choices=["log", "linear"], default="log",
                    help="y axis of the figure (validation error); default log")
-    add_common_flags(p, "runs/learning_rate")
-    sweep.add_cluster_flags(p)
+    add_study_flags(p, "runs/learning_rate")
+    add_cluster_flags(p)
     return p.parse_args(argv)
 
 
 def study_point(lr, result):
-    """A trial's result (minicnn.sweep.run_trial) as this study keeps it."""
+    """A trial's result (minicnn.sweeps.trial.run_trial) as this study keeps it."""
     epochs = [dict(h, lr=lr, val_error=1 - h["val_accuracy"]) for h in result["epochs"]]
     point = {"lr": lr, "epochs": epochs, "diverged": result["diverged"],
              "runtime_seconds": result["with_validation_seconds"],
@@ -68,7 +73,7 @@ def plot(results, path, yscale):
 
 def main(argv=None):
     args = parse_args(argv)
-    backend = sweep.backend_name(PROG, args.backend, bool(args.scheduler))
+    backend = trial_backend(PROG, args.backend, bool(args.scheduler))
     images = "" if args.scheduler else f"{len(load_data(PROG, args).train.y):,} training images, "
     local = None if args.scheduler else get_backend(backend)      # its device, for the record
     settings = {k: getattr(args, k) for k in ("epochs", "batch_size", "seed", "train_limit",
@@ -77,16 +82,16 @@ def main(argv=None):
     points = Points(args.out, settings, args.force)
     print(f"learning-rate study: lab model ({args.filters} filters), SGD, batch {args.batch_size}, "
           f"{args.epochs} epochs, {images}backend {backend}, {args.threads} thread(s) per rate")
-    tasks = [(f"lr_{lr:g}", sweep.trial(lr, args.filters, args.batch_size, args.seed, backend,
-                                         args.epochs, args.threads, args.dataset, args.data_dir,
-                                         args.train_limit), f"lr {lr:g}") for lr in args.rates]
-    gpu = backend in sweep.GPU_BACKENDS
+    tasks = [(f"lr_{lr:g}", trial(lr, args.filters, args.batch_size, args.seed, backend,
+                                   args.epochs, args.threads, args.dataset, args.data_dir,
+                                   args.train_limit), f"lr {lr:g}") for lr in args.rates]
+    gpu = backend in GPU_BACKENDS
     rate = {key: lr for (key, _, _), lr in zip(tasks, args.rates)}
-    with sweep.resumable(PROG, points, "rates"):
-        found = sweep.run_points(lambda todo: sweep.Cluster(PROG, args.scheduler, args.workers,
-                                                            args.threads, cpu=not gpu, gpu=gpu),
-                                 points, tasks, on_new=lambda key, r: study_point(rate[key], r),
-                                 reuse_note="reusing the finished run")
+    with resumable(PROG, points, "rates"), sweep_errors(PROG):
+        found = run_points(lambda todo: Cluster(args.scheduler, args.workers, args.threads,
+                                                cpu=not gpu, gpu=gpu),
+                           points, tasks, on_new=lambda key, r: study_point(rate[key], r),
+                           reuse_note="reusing the finished run")
     results = [found[key] for key, _, _ in tasks]
     out = Path(args.out)
     rows = [e for r in results for e in r["epochs"]]

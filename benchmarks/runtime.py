@@ -11,7 +11,7 @@ parameters, one series per backend.  Writes runtime.png, runtime.csv and
 runtime.json; finished points are kept in <out>/points/ so an interrupted run
 resumes.  --compare adds PyTorch and TensorFlow series where installed.
 
-Each minicnn point is a timing trial on Dask distributed (minicnn/sweep.py),
+Each minicnn point is a timing trial on Dask distributed (minicnn/sweeps/),
 placed so that two timing trials never share a core: each takes a ``cores``
 resource of --threads (default: all the cores of a worker; on the default
 local cluster, all the cores of this machine, so the trials run one at a
@@ -25,13 +25,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import frameworks  # noqa: E402
-from common import (ArgumentParser, Points, add_common_flags, fail, load_data,  # noqa: E402
-                    number_list)
+from common import add_study_flags  # noqa: E402
 
-from minicnn import sweep  # noqa: E402
 from minicnn.backend import BackendUnavailable, get_backend  # noqa: E402
-from minicnn.report import finish_figure, new_figure, write_csv, write_json  # noqa: E402
-from minicnn.sysinfo import system_info  # noqa: E402
+from minicnn.cli import (ArgumentParser, add_backend_flag, add_cluster_flags, fail,  # noqa: E402
+                         load_data, number_list, resumable, sweep_errors)
+from minicnn.results.figures import finish_figure, new_figure  # noqa: E402
+from minicnn.results.files import write_csv, write_json  # noqa: E402
+from minicnn.results.sysinfo import system_info  # noqa: E402
+from minicnn.sweeps.cluster import GPU_BACKENDS, Cluster  # noqa: E402
+from minicnn.sweeps.points import Points, run_points  # noqa: E402
+from minicnn.sweeps.trial import trial  # noqa: E402
 
 PROG = "benchmarks/runtime.py"
 COLUMNS = ("series", "device", "filters", "parameters", "seconds", "with_validation_seconds",
@@ -41,15 +45,15 @@ COLUMNS = ("series", "device", "filters", "parameters", "seconds", "with_validat
 
 def parse_args(argv=None):
     p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    p.add_argument("--cpu-backend", default="numba", help="minicnn backend for the CPU series")
-    p.add_argument("--gpu-backend", default="cupy", help="minicnn backend for the GPU series")
+    add_backend_flag(p, "--cpu-backend", "numba", help="minicnn backend for the CPU series")
+    add_backend_flag(p, "--gpu-backend", "cupy", help="minicnn backend for the GPU series")
     p.add_argument("--cpu-filters", type=number_list(int), default=[8, 16, 32, 64])
     p.add_argument("--gpu-filters", type=number_list(int), default=[8, 16, 32, 64, 128, 256])
     p.add_argument("--devices", default="cpu,gpu", help="which series: cpu, gpu or cpu,gpu")
     p.add_argument("--compare", action="store_true", help="add PyTorch/TensorFlow series")
-    add_common_flags(p, "runs/runtime")
-    sweep.add_cluster_flags(p, None, "threads (and cores of its own) of each CPU timing trial "
-                            "(default: all the cores of a worker)")
+    add_study_flags(p, "runs/runtime")
+    add_cluster_flags(p, None, "threads (and cores of its own) of each CPU timing trial "
+                      "(default: all the cores of a worker)")
     p.set_defaults(epochs=2)
     args = p.parse_args(argv)
     args.devices = [d for d in args.devices.split(",") if d]
@@ -59,9 +63,9 @@ def parse_args(argv=None):
 
 
 def minicnn_trial(backend, filters, args, threads):
-    """The timing trial of one point (run by minicnn.sweep.run_trial on a Dask worker)."""
-    return sweep.trial(0.1, filters, args.batch_size, args.seed, backend, args.epochs, threads,
-                       args.dataset, args.data_dir, args.train_limit, test=False)
+    """The timing trial of one point (run by minicnn.sweeps.trial.run_trial on a Dask worker)."""
+    return trial(0.1, filters, args.batch_size, args.seed, backend, args.epochs, threads,
+                 args.dataset, args.data_dir, args.train_limit, test=False)
 
 
 def minicnn_point(result):
@@ -140,13 +144,13 @@ def main(argv=None):
                f"{series} ({device}) {f} filters")
               for series, device, filters, run in plan if isinstance(run, str) for f in filters]
     def cluster(todo):          # a trial's threads=None: a whole worker's cores
-        devices = {spec["backend"] in sweep.GPU_BACKENDS for spec in todo}
-        return sweep.Cluster(PROG, args.scheduler, args.workers, args.threads,
-                             cpu=False in devices, gpu=True in devices, timing=True)
+        devices = {spec["backend"] in GPU_BACKENDS for spec in todo}
+        return Cluster(args.scheduler, args.workers, args.threads, cpu=False in devices,
+                       gpu=True in devices, timing=True)
 
-    with sweep.resumable(PROG, points):
-        found = sweep.run_points(cluster, points, trials, on_new=lambda key, r: minicnn_point(r),
-                                 reuse_note="reusing the finished point")
+    with resumable(PROG, points), sweep_errors(PROG):
+        found = run_points(cluster, points, trials, on_new=lambda key, r: minicnn_point(r),
+                           reuse_note="reusing the finished point")
         frameworks_here = [(s, d, fs, run) for s, d, fs, run in plan if not isinstance(run, str)]
         if frameworks_here:
             print("  PyTorch/TensorFlow points: in this process, one at a time")

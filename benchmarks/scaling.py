@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from minicnn.cli_helpers import ArgumentParser, number_list, positive_int  # noqa: E402
+from minicnn.cli import ArgumentParser, number_list, positive_int  # noqa: E402
 
 PROG = "benchmarks/scaling.py"
 LINKS = {"1 GbE": 0.125e9, "10 GbE": 1.25e9, "100 Gb/s InfiniBand": 12.5e9}
@@ -57,9 +57,9 @@ def parse_args(argv=None):
 def rank_worker(args):
     import numpy as np
     import minicnn
-    from minicnn import distributed
-    from minicnn.trainer import train_epoch
-    comm = distributed.communicator()
+    from minicnn.nn.fit import train_epoch
+    from minicnn.parallel import mpi
+    comm = mpi.communicator()
     threads = minicnn.configure_threads(int(os.environ.get("SCALING_THREADS", "1")))
     filters = args.filters[0]
     model = minicnn.lab_model(filters, backend="numba", threads=threads, comm=comm)
@@ -121,19 +121,20 @@ def data_parallel(args, filters, processes, threads):
 
 # -- the sweep ---------------------------------------------------------------------------
 def sweep_throughput(args, workers):
-    from minicnn import sweep
-    trials = [sweep.trial(0.05, 16, args.batch_size, seed, "numba", epochs=1, threads=1,
-                          train_limit=args.images, test=False) for seed in range(4)]
-    cluster = sweep.Cluster(PROG, workers=workers, threads=1)
+    from minicnn.sweeps.cluster import Cluster
+    from minicnn.sweeps.trial import run_trial, trial
+    trials = [trial(0.05, 16, args.batch_size, seed, "numba", epochs=1, threads=1,
+                    train_limit=args.images, test=False) for seed in range(4)]
+    cluster = Cluster(workers=workers, threads=1)
     try:
         client = cluster.client
-        warm = sweep.trial(0.05, 16, args.batch_size, 0, "numba", epochs=1, threads=1,
-                           train_limit=args.images, test=False)
-        client.gather([client.submit(sweep.run_trial, warm, workers=[address], pure=False,
+        warm = trial(0.05, 16, args.batch_size, 0, "numba", epochs=1, threads=1,
+                     train_limit=args.images, test=False)
+        client.gather([client.submit(run_trial, warm, workers=[address], pure=False,
                                      resources={"cores": 1})
                        for address in client.scheduler_info()["workers"]])
         start = time.perf_counter()
-        results = client.gather([client.submit(sweep.run_trial, t, pure=False,
+        results = client.gather([client.submit(run_trial, t, pure=False,
                                                resources={"cores": 1}) for t in trials])
         wall = time.perf_counter() - start
     finally:
@@ -168,7 +169,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.rank_worker:
         return rank_worker(args)
-    from minicnn.threads import current_threads
+    from minicnn.parallel.threads import current_threads
     out = {"config": vars(args), "blas": current_threads(), "sweep": [], "data_parallel": [],
            "model": []}
     print(f"scaling on this machine: {os.cpu_count()} cores, BLAS core type "
@@ -219,7 +220,7 @@ def main(argv=None):
                        for p in MACHINES) +
               f"  {row['half_efficiency']:4d} {row['fastest']:4d}")
     if args.out:
-        from minicnn.report import write_json
+        from minicnn.results.files import write_json
         write_json(Path(args.out) / "scaling.json", out)
         print(f"\nwrote {Path(args.out) / 'scaling.json'}")
     return 0

@@ -7,12 +7,12 @@
     model.summary()
 """
 from .backend import available_backends, get_backend
-from .layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid
-from .model import Sequential
-from .saving import load
-from .optim import SGD, Adam
-from .threads import configure as configure_threads
-from .zoo import lab_model
+from .nn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid
+from .nn.loading import load
+from .nn.model import Sequential
+from .nn.optim import SGD, Adam
+from .nn.presets import lab_model
+from .parallel.threads import configure as configure_threads
 
 __version__ = "0.1.0"
 __all__ = ["Sequential", "Conv2D", "MaxPool2D", "ReLU", "Sigmoid", "Flatten", "Dense",

@@ -11,36 +11,30 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import arch as arch_module
-from .cli_helpers import (ArgumentParser, add_data_flags, backend_choices, fail, positive_float,
-                          positive_int, resolve_backend)
-from .layers import CONV_ALGORITHMS
+from .cli import (ArgumentParser, add_backend_flag, add_training_flags, fail, load_data,
+                  positive_float, positive_int, resolve_backend, seed)
+from .nn import spec as arch_spec
+from .nn.layers import CONV_ALGORITHMS
 
 PROG = "python -m minicnn.train"
 OPTIMIZERS = ("sgd", "momentum", "adam")
-IMAGE_SHAPE = (1, 28, 28)           # MNIST and Fashion-MNIST alike
-TRAIN_IMAGES, TEST_IMAGES = 55_000, 10_000
 EPOCH_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
                  "seconds", "elapsed", "train_seconds")
 
 
 def build_parser():
     p = ArgumentParser(prog=PROG, description="Train a CNN on MNIST with minicnn.",
-                       epilog="--arch grammar:\n" + arch_module.__doc__.split("\n", 2)[2],
+                       epilog="--arch grammar:\n" + arch_spec.__doc__.split("\n", 2)[2],
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--backend", default="auto", choices=backend_choices(),
-                   help="array backend; auto picks the fastest available (default: auto)")
-    p.add_argument("--epochs", type=positive_int, default=10)
+    add_backend_flag(p)
     p.add_argument("--lr", type=positive_float, default=0.1, help="learning rate (default 0.1)")
     p.add_argument("--batch-size", type=positive_int, default=50)
     p.add_argument("--filters", type=positive_int, default=16, help="filters per conv layer (lab)")
     p.add_argument("--units", type=positive_int, default=128, help="hidden dense units (lab)")
     p.add_argument("--optimizer", default="sgd", choices=OPTIMIZERS,
                    help="sgd, momentum (SGD with momentum 0.9) or adam")
-    p.add_argument("--seed", type=int, default=0, help="initialisation and shuffling seed")
-    add_data_flags(p)
-    p.add_argument("--train-limit", type=positive_int, metavar="N",
-                   help="train on the first N training images only (quick runs)")
+    p.add_argument("--seed", type=seed, default=0, help="initialisation and shuffling seed")
+    add_training_flags(p)
     p.add_argument("--arch", default="lab", help="'lab' or a layer spec (see below)")
     p.add_argument("--conv-algo", default="auto", choices=CONV_ALGORITHMS,
                    help="convolution algorithm of every conv layer (default: auto, chosen per "
@@ -57,59 +51,64 @@ def build_parser():
 
 
 def make_optimizer(name, lr):
-    from .optim import SGD, Adam
+    from .nn.optim import SGD, Adam
     return {"sgd": lambda: SGD(lr), "momentum": lambda: SGD(lr, momentum=0.9),
             "adam": lambda: Adam(lr)}[name]()
 
 
 def build_model(args, comm=None):
-    """The model the flags describe, on its backend; any problem is a one-line exit 2.
-    ``comm``: the communicator of a run over several processes (minicnn/distributed.py)."""
-    from .model import Sequential
-    from .threads import configure
+    """The model the flags describe, on its backend, checked to fit in memory for the whole
+    run; any problem is a one-line exit 2.  ``comm``: the communicator of a run over several
+    processes (parallel/mpi.py)."""
+    from .data import info
+    from .nn.memory import NotEnoughMemory
+    from .nn.model import Sequential
+    from .parallel.threads import configure
+    shape = info(args.dataset).shape
     try:
-        layers = arch_module.parse_arch(args.arch, args.filters, args.units,
-                                        algorithm=args.conv_algo)
+        layers = arch_spec.parse_arch(args.arch, args.filters, args.units,
+                                      algorithm=args.conv_algo)
     except (ValueError, TypeError) as exc:
         fail(PROG, str(exc))
     backend = resolve_backend(PROG, args.backend)
     # CPU backends: one shard per core; a GPU is fed by one thread unless told otherwise.
     threads = configure(args.threads or (1 if backend.name == "cupy" else None))
     try:
-        check_memory(args, layers, threads)
-        model = Sequential(layers, IMAGE_SHAPE, backend=backend, seed=args.seed, threads=threads,
+        model = Sequential(layers, shape, backend=backend, seed=args.seed, threads=threads,
                            comm=comm)
+        check_memory(args, model)
     except (ValueError, TypeError) as exc:
-        fail(PROG, f"--arch {args.arch!r} does not fit {IMAGE_SHAPE} images: {exc}")
-    except MemoryError as exc:
+        fail(PROG, f"--arch {args.arch!r} does not fit {shape} images: {exc}")
+    except NotEnoughMemory as exc:
         fail(PROG, str(exc))
-    if model.output_shape != (10,):
-        fail(PROG, f"--arch must end in 10 outputs (the classes), it ends in {model.output_shape}")
+    classes = info(args.dataset).classes
+    if model.output_shape != (classes,):
+        fail(PROG, f"--arch must end in {classes} outputs (the classes), it ends in "
+                   f"{model.output_shape}")
     return model
 
 
-def check_memory(args, layers, threads):
-    """Refuse a run that cannot fit in memory before anything is allocated (minicnn/memory.py)."""
+def check_memory(args, model):
+    """Refuse a run that cannot fit in memory before the data is read (nn/memory.py); the
+    model's own parameters were checked before it allocated them."""
     import numpy as np
-    from . import memory
-    from .data.datasets import VALIDATION_SIZE
-    shape = IMAGE_SHAPE
-    for layer in layers:
-        shape = layer.build(shape)
-    # MNIST's 70,000 images (fewer with --train-limit), held as float32
-    kept = TEST_IMAGES + VALIDATION_SIZE + min(args.train_limit or TRAIN_IMAGES, TRAIN_IMAGES)
-    parts = memory.training_estimate(layers, IMAGE_SHAPE, args.batch_size, threads,
-                                     optimizer_slots={"sgd": 0, "momentum": 1, "adam": 2}[
-                                         args.optimizer],
-                                     data_bytes=kept * int(np.prod(IMAGE_SHAPE)) * 4)
+    from .data import VALIDATION_SIZE, info
+    from .nn import memory
+    data = info(args.dataset)
+    train = data.train_images - VALIDATION_SIZE
+    kept = data.test_images + VALIDATION_SIZE + min(args.train_limit or train, train)
+    parts = memory.training_estimate(
+        model.layers, model.input_shape, args.batch_size, model.threads,
+        optimizer_slots={"sgd": 0, "momentum": 1, "adam": 2}[args.optimizer],
+        data_bytes=kept * int(np.prod(model.input_shape)) * 4)
     memory.check(sum(parts.values()), f"training this model (batch {args.batch_size}, "
-                                      f"{threads} thread{'s' if threads > 1 else ''})")
+                                      f"{model.threads} thread{'s' if model.threads > 1 else ''})")
 
 
 def prepare_output(args):
     """The --out folder (default: a fresh runs/train-NNN), checked before any work: exit 2
     in one line if it cannot be used."""
-    from .outputs import OutputError, fresh_run_dir, prepare_output_dir
+    from .results.run_dir import OutputError, fresh_run_dir, prepare_output_dir
     try:
         if args.out:
             prepare_output_dir(args.out, args.overwrite)
@@ -119,13 +118,8 @@ def prepare_output(args):
         fail(PROG, str(exc))
 
 
-def load_data(args):
-    from .data import DataError, load_dataset
-    try:
-        data = load_dataset(args.dataset, args.data_dir, progress=not args.quiet,
-                            train_limit=args.train_limit)
-    except (DataError, OSError, ValueError) as exc:
-        fail(PROG, f"cannot read {args.dataset}: {exc}")
+def read_data(args):
+    data = load_data(PROG, args, progress=not args.quiet)
     if args.train_limit and args.train_limit > len(data.train.y) and not args.quiet:
         print(f"note: --train-limit {args.train_limit:,} is more than the {len(data.train.y):,} "
               "training images; training on all of them")
@@ -133,7 +127,8 @@ def load_data(args):
 
 
 def write_outputs(out, metrics, model):
-    from .report import plot_learning_curve, write_csv, write_json
+    from .results.figures import plot_learning_curve
+    from .results.files import write_csv, write_json
     out = Path(out)
     # Each file is written atomically, metrics.json last: it says which epoch the set holds.
     model.save(out / "model.npz", dataset=metrics["config"]["dataset"])
@@ -172,7 +167,7 @@ class Progress:
 
 def train(args, model, data, metrics):
     """Run fit() with progress and per-epoch outputs; returns the exit status."""
-    from .trainer import NonFiniteLoss, fit
+    from .nn.fit import NonFiniteLoss, fit
     progress = Progress(args.epochs, args.quiet)
 
     def on_epoch(stats):
@@ -225,18 +220,18 @@ def summary_lines(args, model, metrics, status):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from . import distributed
-    from .sysinfo import system_info
+    from .parallel import mpi
+    from .results.sysinfo import system_info
     try:
-        comm = distributed.communicator()      # SingleProcess unless started by mpiexec
-    except distributed.DistributedError as exc:
+        comm = mpi.communicator()              # SingleProcess unless started by mpiexec
+    except mpi.MPIError as exc:
         fail(PROG, str(exc))
     model = build_model(args, comm)
     if comm.rank == 0:                         # rank 0 alone prints and writes
         prepare_output(args)
     else:
         args.quiet, args.out = True, None
-    data = load_data(args)
+    data = read_data(args)
     metrics = {"config": dict(vars(args)), "architecture": model.architecture(), "epochs": [],
                "parameters": model.num_params(), "backend": model.backend.name,
                "threads": model.threads, "processes": comm.size,

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .base import Backend
-from ..workspace import Workspace
+from ..ops.workspace import Workspace
 
 THREADS = 256           # threads per block
 MAX_BLOCKS = 65535      # grid cap; the grid-stride loops cover the rest

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..paths import cache_root
 from .cuda_shared import (CTYPE, KERNELS, CudaKernelBackend, c_signature, c_type, instantiation,
                           kernel_dir, kernel_params)
 
@@ -32,12 +33,6 @@ _CARG = {"int": ctypes.c_int, "float": ctypes.c_float, "double": ctypes.c_double
 
 def _compiler():
     return os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
-
-
-def _cache_dir():
-    root = os.environ.get("MINICNN_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "minicnn")
-    return Path(root) / "cudasim"
 
 
 def host_translation_unit():
@@ -65,7 +60,7 @@ def load_library():
     for part in [source, cxx, *CXXFLAGS] + [p.read_text() for p in sorted(directory.rglob("*.cu*"))
                                              + sorted(directory.rglob("*.h"))]:
         digest.update(part.encode())
-    cache = _cache_dir()
+    cache = cache_root() / "cudasim"
     lib_path = cache / f"kernels-{digest.hexdigest()[:16]}.so"
     if not lib_path.exists():
         cache.mkdir(parents=True, exist_ok=True)

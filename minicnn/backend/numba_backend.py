@@ -4,8 +4,6 @@ The four backend kernels, plus the fused kernels listed in ``fused``: each the
 same op as its reference in ``minicnn.ops`` (tested against it), among them the
 convolution algorithms beside im2col.
 """
-import importlib
-
 import numpy as np
 
 from .base import Backend
@@ -17,16 +15,12 @@ except Exception as exc:      # keeps minicnn importable; the backend says why i
     numba, _import_error = None, exc
 
 
-# Modules of numba_kernels/ whose FUSED tables (op name -> kernel in the reference's
-# signature, see minicnn.ops) make up this backend's ``fused``.
-FUSED_MODULES = ("loss", "update", "direct", "columns", "winograd")
-
-
 def _fused_kernels():
-    fused = {}
-    for module in FUSED_MODULES:
-        fused.update(importlib.import_module(f"{__package__}.numba_kernels.{module}").FUSED)
-    return fused
+    """This backend's ``fused``: the FUSED tables of the kernel modules (op name -> kernel in
+    the reference's signature, see minicnn.ops).  Imported here, not at the top, so that
+    minicnn imports without Numba."""
+    from .numba_kernels import columns, direct, loss, update, winograd
+    return {**loss.FUSED, **update.FUSED, **direct.FUSED, **columns.FUSED, **winograd.FUSED}
 
 
 class NumbaBackend(Backend):

@@ -1,7 +1,69 @@
-"""Data: the IDX reader and the MNIST / Fashion-MNIST datasets."""
-from .datasets import (DATASETS, FILES, DataError, Dataset, Split, data_root,
-                       ensure_files, load_dataset, read_verified)
-from .idx import IdxError, encode_idx, parse_idx, read_idx
+"""Datasets: MNIST and Fashion-MNIST (IDX files), their download, verification and splits.
 
-__all__ = ["DATASETS", "FILES", "DataError", "Dataset", "Split", "data_root",
-           "ensure_files", "load_dataset", "read_verified", "IdxError", "encode_idx", "parse_idx", "read_idx"]
+``load_dataset(name)`` gives a ``Dataset`` of three ``Split``s: training,
+validation (the last 5,000 images of the training file) and test, as
+float32 images (N, C, H, W) in [0, 1] and int64 labels.  ``info(name)`` gives
+a dataset's shape and sizes without reading it.
+"""
+from typing import NamedTuple
+
+import numpy as np
+
+from . import mnist
+from .files import DataError, data_root, dataset_dir, read_verified
+from .idx import IdxError, encode_idx, parse_idx, read_idx
+from .mnist import FILES, ensure_files
+
+VALIDATION_SIZE = 5000
+
+
+class DatasetInfo(NamedTuple):
+    shape: tuple          # (C, H, W) of an image
+    classes: int
+    train_images: int     # in the training file, validation set included
+    test_images: int
+
+
+INFO = {
+    "mnist": DatasetInfo(mnist.IMAGE_SHAPE, mnist.CLASSES, mnist.TRAIN_IMAGES, mnist.TEST_IMAGES),
+    "fashion-mnist": DatasetInfo(mnist.IMAGE_SHAPE, mnist.CLASSES, mnist.TRAIN_IMAGES,
+                                 mnist.TEST_IMAGES),
+}
+_LOADERS = {"mnist": mnist.load, "fashion-mnist": mnist.load}
+NAMES = tuple(INFO)
+
+
+class Split(NamedTuple):
+    x: np.ndarray       # float32 (N, C, H, W) in [0, 1]
+    y: np.ndarray       # int64 (N,)
+
+
+class Dataset(NamedTuple):
+    train: Split
+    val: Split
+    test: Split
+
+
+def info(name):
+    """The DatasetInfo of ``name``; ValueError naming the known datasets for any other."""
+    if name not in INFO:
+        raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(NAMES)}")
+    return INFO[name]
+
+
+def load_dataset(name="mnist", data_dir=None, download=True, progress=True,
+                 validation_size=VALIDATION_SIZE, train_limit=None) -> Dataset:
+    """Train / validation / test splits: the validation set is the last
+    ``validation_size`` images of the training file (55,000 / 5,000 / 10,000 for MNIST).
+    ``train_limit`` keeps only the first N training images (quick runs).  Raises DataError
+    (or ValueError for an unknown name) with a message saying what to do."""
+    info(name)
+    x, y, x_test, y_test = _LOADERS[name](name, data_dir, download, progress)
+    cut = len(x) - validation_size
+    keep = min(cut, train_limit) if train_limit else cut
+    return Dataset(Split(x[:keep], y[:keep]), Split(x[cut:], y[cut:]), Split(x_test, y_test))
+
+
+__all__ = ["FILES", "NAMES", "INFO", "VALIDATION_SIZE", "DataError", "Dataset", "DatasetInfo",
+           "Split", "data_root", "dataset_dir", "ensure_files", "info", "load_dataset",
+           "read_verified", "IdxError", "encode_idx", "parse_idx", "read_idx", "mnist"]

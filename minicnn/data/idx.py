@@ -3,12 +3,12 @@
 Header: two zero bytes, a type code (0x08 = unsigned byte), the number of
 dimensions, then one big-endian uint32 per dimension; the data follows.
 """
-import gzip
 import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
+
+from .files import decompressed
 
 _TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
           0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
@@ -16,19 +16,6 @@ _TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype("
 
 class IdxError(ValueError):
     """The file is not a valid IDX file; the message says what is wrong."""
-
-
-def read_bytes(path):
-    """Contents of path, decompressed if it is gzip (detected by its magic bytes)."""
-    path = Path(path)
-    data = path.read_bytes()
-    if data[:2] == b"\x1f\x8b":
-        try:
-            return gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise IdxError(f"{path}: corrupt or truncated gzip data ({exc}); "
-                           "delete the file so it is downloaded again") from None
-    return data
 
 
 def parse_idx(data, name="<bytes>", expect_ndim=None):
@@ -55,7 +42,8 @@ def parse_idx(data, name="<bytes>", expect_ndim=None):
 
 
 def read_idx(path, expect_ndim=None):
-    return parse_idx(read_bytes(path), str(path), expect_ndim)
+    """The array in an IDX file, gzip-compressed or raw."""
+    return parse_idx(decompressed(Path(path).read_bytes(), str(path)), str(path), expect_ndim)
 
 
 def encode_idx(array):

@@ -1,7 +1,7 @@
 """Elementwise activations.  Both keep their output: the derivative is a function of it."""
 from typing import Any, NamedTuple
 
-from ..workspace import Workspace
+from .workspace import Workspace
 
 
 class ActivationCache(NamedTuple):

@@ -13,7 +13,7 @@ one (``Backend.fused``); they are tested against it.
 """
 from typing import Any, NamedTuple
 
-from ..workspace import Workspace
+from .workspace import Workspace
 
 
 class ConvCache(NamedTuple):

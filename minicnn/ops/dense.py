@@ -1,7 +1,7 @@
 """Fully connected layer: y = x @ w + b."""
 from typing import Any, NamedTuple
 
-from ..workspace import Workspace
+from .workspace import Workspace
 
 
 class DenseCache(NamedTuple):

@@ -9,7 +9,7 @@ these, forward and backward.  Backward undoes forward in reverse order.
 """
 from typing import Any, NamedTuple
 
-from ..workspace import Workspace
+from .workspace import Workspace
 from .activation import relu_backward, relu_forward
 from .conv import conv2d_backward, conv2d_forward
 from .pool import maxpool_backward, maxpool_forward

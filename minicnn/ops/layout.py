@@ -10,7 +10,7 @@ same thing in any layout).  With one channel both conversions are free.
 """
 from typing import Any, NamedTuple
 
-from ..workspace import Workspace
+from .workspace import Workspace
 
 
 def _swap_01(x, backend, ws, name):

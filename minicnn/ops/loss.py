@@ -1,5 +1,5 @@
 """Softmax cross-entropy on logits."""
-from ..workspace import Workspace
+from .workspace import Workspace
 
 
 def softmax_cross_entropy(logits, labels, backend, total=None, ws=None):

@@ -1,7 +1,7 @@
 """Max pooling with the argmax kept, so backward sends each dy to one input pixel."""
 from typing import Any, NamedTuple
 
-from ..workspace import Workspace
+from .workspace import Workspace
 
 
 class PoolCache(NamedTuple):

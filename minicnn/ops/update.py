@@ -3,7 +3,7 @@
 The optimizers (``minicnn/optim.py``) hold the hyper-parameters and the state;
 these functions are the arithmetic, one call per step for the whole model.
 """
-from ..workspace import Workspace
+from .workspace import Workspace
 
 
 def sgd_update(p, g, lr, backend, ws=None):

@@ -12,11 +12,11 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ...ops import OpPair
-from ...workspace import Workspace
+from ...ops.workspace import Workspace
 from . import kernel, reduce
 from .windows import window_maps
 from .planes import (Planes, from_phase_planes, phase_planes, plane_geometry, pool_epilogue,
-                     tap_view, unpool_plane)
+                     pooled_outputs, tap_view, unpool_plane)
 
 
 @kernel
@@ -148,9 +148,7 @@ def conv_relu_pool_forward(x, w, b, g, pool_g, backend, ws=None):
     col = ws.empty("col", (c * g.kh * g.kw, n * 4 * p.length), x.dtype)
     planes_to_columns(planes, g.kh, g.kw, p.ww, p.length, col)
     z = np.matmul(w.reshape(f, -1), col, out=ws.empty("z", (f, col.shape[1]), x.dtype))
-    y = ws.empty("y", (f, n, p.rows, p.cols), x.dtype)
-    y_pad = ws.empty("y_pad", (f, n, p.length), x.dtype)
-    argmax = ws.empty("argmax", (f, n, p.length), np.uint8)
+    y, y_pad, argmax = pooled_outputs(ws, f, n, p, x.dtype)
     _bias_relu_pool(z.reshape(f, n, 4, p.length), b, p.ww, y_pad, argmax, y)
     return y, PooledColumnsCache(col, w, x.shape, g, p, y_pad, argmax)
 

@@ -19,10 +19,10 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ...ops import OpPair
-from ...workspace import Workspace
+from ...ops.workspace import Workspace
 from . import kernel, reduce
 from .planes import (Planes, compact, expand, from_phase_planes, phase_planes, plane_geometry,
-                     pool_epilogue, tap_view, unpool_plane)
+                     pool_epilogue, pooled_outputs, tap_view, unpool_plane)
 
 
 @kernel
@@ -193,19 +193,19 @@ class DirectCache(NamedTuple):
     argmax: Any     # uint8 phase of each window's maximum, at row stride ww, or None
 
 
-def _backward(dy, cache, need_dx, ws, run):
-    planes, w, x_shape, p = cache[:4]
-    ws = ws or Workspace(np)
-    dw = ws.empty("dw", w.shape, dy.dtype)
-    db = ws.empty("db", (w.shape[0],), dy.dtype)
-    dplanes = ws.empty("dplanes", planes.shape if need_dx else (1, 1, 1, 1), dy.dtype)
-    dz = ws.empty("dz", (p.s * p.s, p.length), dy.dtype)
-    run(dw, db, dplanes, dz)
+def _gradient_buffers(dy, cache, need_dx, ws):
+    """(dw, db, dplanes, dz) for a backward pass: dplanes is a dummy without need_dx."""
+    planes, w, p = cache.planes, cache.w, cache.p
+    return (ws.empty("dw", w.shape, dy.dtype), ws.empty("db", (w.shape[0],), dy.dtype),
+            ws.empty("dplanes", planes.shape if need_dx else (1, 1, 1, 1), dy.dtype),
+            ws.empty("dz", (p.s * p.s, p.length), dy.dtype))
+
+
+def _input_gradient(dplanes, dw, db, cache, need_dx, ws):
+    """(dx or None, dw, db): dx gathered back from the phase planes' gradient."""
     if not need_dx:
         return None, dw, db
-    dx = ws.empty("dx", x_shape, dy.dtype)
-    from_phase_planes(dplanes, p, dx)
-    return dx, dw, db
+    return from_phase_planes(dplanes, cache.p, ws.empty("dx", cache.x_shape, dw.dtype)), dw, db
 
 
 def conv2d_forward(x, w, b, g, backend, ws=None):
@@ -220,8 +220,10 @@ def conv2d_forward(x, w, b, g, backend, ws=None):
 
 def conv2d_backward(dy, cache, need_dx=True, ws=None):
     """dy (F, N, OH, OW) -> (dx or None, dw, db)."""
-    return _backward(dy, cache, need_dx, ws, lambda dw, db, dplanes, dz: _backward_plain(
-        dy, cache.planes, cache.w, cache.p.ww, need_dx, dw, db, dplanes, dz))
+    ws = ws or Workspace(np)
+    dw, db, dplanes, dz = _gradient_buffers(dy, cache, need_dx, ws)
+    _backward_plain(dy, cache.planes, cache.w, cache.p.ww, need_dx, dw, db, dplanes, dz)
+    return _input_gradient(dplanes, dw, db, cache, need_dx, ws)
 
 
 def conv_relu_pool_forward(x, w, b, g, pool_g, backend, ws=None):
@@ -230,19 +232,18 @@ def conv_relu_pool_forward(x, w, b, g, pool_g, backend, ws=None):
     p = plane_geometry(g, 2, *x.shape[2:])
     planes = phase_planes(x, p, ws)
     f, n = w.shape[0], x.shape[1]
-    y = ws.empty("y", (f, n, p.rows, p.cols), x.dtype)
-    y_pad = ws.empty("y_pad", (f, n, p.length), x.dtype)
-    argmax = ws.empty("argmax", (f, n, p.length), np.uint8)
+    y, y_pad, argmax = pooled_outputs(ws, f, n, p, x.dtype)
     _forward_pooled(planes, w, b, p.ww, y, y_pad, argmax, ws.empty("acc", (4, p.length), x.dtype))
     return y, DirectCache(planes, w, x.shape, p, y_pad, argmax)
 
 
 def conv_relu_pool_backward(dy, cache, need_dx=True, ws=None):
     """dy (F, N, PH, PW) -> (dx or None, dw, db)."""
-    dy_pad = (ws or Workspace(np)).empty("dy_pad", (cache.p.length,), dy.dtype)
-    return _backward(dy, cache, need_dx, ws, lambda dw, db, dplanes, dz: _backward_pooled(
-        dy, cache.y_pad, cache.argmax, cache.planes, cache.w, cache.p.ww, need_dx, dw, db,
-        dplanes, dz, dy_pad))
+    ws = ws or Workspace(np)
+    dw, db, dplanes, dz = _gradient_buffers(dy, cache, need_dx, ws)
+    _backward_pooled(dy, cache.y_pad, cache.argmax, cache.planes, cache.w, cache.p.ww, need_dx,
+                     dw, db, dplanes, dz, ws.empty("dy_pad", (cache.p.length,), dy.dtype))
+    return _input_gradient(dplanes, dw, db, cache, need_dx, ws)
 
 
 FUSED = {"conv2d/direct": OpPair(conv2d_forward, conv2d_backward),

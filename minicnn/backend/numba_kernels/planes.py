@@ -163,3 +163,12 @@ def phase_planes(x, p, ws):
     """The phase planes (C, N, s*s, hh*ww) of images x (C, N, H, W), in workspace ws."""
     c, n = x.shape[:2]
     return to_phase_planes(x, p, ws.empty("planes", (c, n, p.s * p.s, p.hh * p.ww), x.dtype))
+
+
+def pooled_outputs(ws, f, n, p, dtype):
+    """The buffers of a fused conv + ReLU + 2x2 pool output, in workspace ws: y (F, N, PH, PW)
+    compact, and at row stride ww, for backward, y_pad (its sign is the ReLU mask) and the
+    uint8 argmax phase of each window."""
+    return (ws.empty("y", (f, n, p.rows, p.cols), dtype),
+            ws.empty("y_pad", (f, n, p.length), dtype),
+            ws.empty("argmax", (f, n, p.length), np.uint8))

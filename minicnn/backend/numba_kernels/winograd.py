@@ -69,10 +69,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ...algorithms import why_not
+from ...ops.algorithms import why_not
 from ...ops import OpPair
 from ...ops import conv as im2col_conv, fused as im2col_fused
-from ...workspace import Workspace
+from ...ops.workspace import Workspace
 from . import first_max, kernel, reduce, relu
 
 

@@ -17,7 +17,7 @@ inserted before the first dense layer when none was given.  Examples:
     conv:16:4:stride=2,relu,dense:10
 """
 from .layers import CONV_ALGORITHMS, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid
-from .zoo import lab_layers
+from .presets import lab_layers
 
 TOKENS = ("conv", "pool", "relu", "sigmoid", "flatten", "dense")
 

@@ -1,7 +1,7 @@
 """Threads, set once at an entry point (the command line, a benchmark, or your own call).
 
 minicnn uses k cores by cutting each batch into k shards, one thread each
-(``Sequential(threads=k)``, see minicnn/parallel.py), every thread running
+(``Sequential(threads=k)``, see parallel/shards.py), every thread running
 serial kernels.  BLAS must then run one thread per call: two thread pools that
 each want every core fight for them (on 2 cores, 2 Numba + 2 OpenBLAS threads
 measured 72 ms per step against 9 ms with one pool; docs/backends.md).
@@ -12,9 +12,16 @@ import os
 from threadpoolctl import threadpool_info, threadpool_limits
 
 
+def usable_cores():
+    """The cores this process may run on (its affinity), sorted."""
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
+
+
 def default_threads():
     """One shard per core."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return len(usable_cores())
 
 
 def configure(threads=None):

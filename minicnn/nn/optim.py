@@ -6,8 +6,9 @@ its state, flat buffers shaped like ``model.flat_params``.
 """
 import math
 
-from . import ops, validate
-from .workspace import Workspace
+from .. import ops
+from . import validate
+from ..ops.workspace import Workspace
 
 
 class Optimizer:

@@ -17,8 +17,8 @@ import math
 import numpy as np
 
 from . import validate
-from .algorithms import ALGORITHMS
-from .geometry import window
+from ..ops.algorithms import ALGORITHMS
+from ..ops.geometry import window
 
 CONV_ALGORITHMS = ("auto", *ALGORITHMS)
 

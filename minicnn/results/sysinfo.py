@@ -24,8 +24,8 @@ def system_info(backend=None):
         info["numba"] = numba.__version__
     except ImportError:
         pass
-    from . import __version__
-    from .threads import current_threads
+    from .. import __version__
+    from ..parallel.threads import current_threads
     info["minicnn"] = __version__
     # The BLAS kernel type decides GEMM speed (OPENBLAS_CORETYPE=Haswell halves it on
     # AVX-512 machines), so every result says which one ran and whether it was forced.

@@ -11,7 +11,7 @@ one update, the same on every shard.  One idea, two transports:
     core fight: see docs/backends.md); ``sum_gradients`` adds their buffers;
   - processes (``comm``): each process trains its part of every batch on its
     threads, then the processes sum their flat gradient buffers with one
-    all-reduce (MPI, see minicnn/distributed.py).  ``SingleProcess`` is the
+    all-reduce (MPI, see parallel/mpi.py).  ``SingleProcess`` is the
     communicator of a run in one process: there is nothing to exchange.
 """
 from concurrent.futures import ThreadPoolExecutor

@@ -8,15 +8,16 @@ kernel for it) over one or more consecutive layers:
     Conv2D                      ->  conv2d/<algorithm>
     any other layer             ->  its own op
 
-The algorithm of each convolution comes from ``minicnn.algorithms``.  A step
+The algorithm of each convolution comes from ``ops/algorithms.py``.  A step
 keeps the op's cache between forward and backward, owns a workspace (its
 buffers are reused from batch to batch) and writes its parameter gradients
 into the gradient views it was given: each shard of a batch has its own plan
 and its own gradients, while the parameters are shared.
 """
-from . import algorithms, ops
+from .. import ops
+from ..ops import algorithms
+from ..ops.workspace import Workspace
 from .layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid
-from .workspace import Workspace
 
 _PLAIN = {
     MaxPool2D: (ops.OpPair(ops.maxpool_forward, ops.maxpool_backward), lambda l: (l.g,)),
@@ -97,3 +98,40 @@ def build_plan(layers, backend, grad_views, fuse=True):
         steps.append(step)
         i += count
     return steps
+
+
+class ShardPlan:
+    """One shard's copy of a model's plan: the shared parameters; its own steps, buffers and
+    flat gradient buffer (a model with k threads has k of them, see parallel/shards.py)."""
+
+    def __init__(self, layers, backend, grad_views, flat_grads, fuse=True):
+        self.flat_grads = flat_grads
+        self.backend = backend
+        self.steps = build_plan(layers, backend, grad_views, fuse)
+        self.ws = Workspace(backend.xp)
+        self.loss_fn = ops.resolve("softmax_cross_entropy", backend)
+
+    def forward(self, x):
+        """x (N, ...) public layout -> the last step's output, internal layout."""
+        h = ops.to_internal(x, self.backend, self.ws)
+        for step in self.steps:
+            h = step.forward(h)
+        return h
+
+    def backward(self, dy, input_grad):
+        for i in range(len(self.steps) - 1, -1, -1):
+            dy = self.steps[i].backward(dy, need_dx=input_grad or i > 0)
+        return dy
+
+    def train(self, x, labels, total):
+        """Forward and backward of one shard; (summed loss / total, number correct)."""
+        logits = self.forward(x)
+        loss, dlogits = self.loss_fn(logits, labels, self.backend, total, self.ws)
+        self.backward(dlogits, input_grad=False)
+        return loss, int((logits.argmax(axis=1) == labels).sum())
+
+    def score(self, x, labels):
+        """Forward only; (sum of the per-sample losses, number correct)."""
+        logits = self.forward(x)
+        loss, _ = self.loss_fn(logits, labels, self.backend, 1, self.ws)
+        return loss, int((logits.argmax(axis=1) == labels).sum())

@@ -6,8 +6,8 @@ from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
-from .parallel import part_of
-from .workspace import Workspace
+from ..parallel.shards import part_of
+from ..ops.workspace import Workspace
 
 
 class EpochStats(NamedTuple):

@@ -6,54 +6,18 @@ in one flat buffer (``flat_params``) and every gradient in another
 (``flat_grads``), so an optimizer update is one call; ``layer.params`` and
 ``layer.grads`` are views into them.  With ``threads=k`` a training step cuts
 its batch into k shards run on k threads (``minicnn/parallel.py``), each with
-its own plan, and sums their gradients before the one update.
+its own plan (``ShardPlan``), and sums their gradients before the one update.
 """
 import numpy as np
 
-from . import memory, ops, saving, validate
-from .backend import get_backend
+from .. import ops
+from ..backend import get_backend
+from ..parallel.shards import SingleProcess, ThreadShards, part_of, shard_bounds, sum_gradients
+from . import memory, model_file, validate
 from .layers import Conv2D, Layer
-from .parallel import SingleProcess, ThreadShards, part_of, shard_bounds, sum_gradients
-from .plan import build_plan
-from .workspace import Workspace
+from .plan import ShardPlan
 
 _DTYPES = ("float32", "float64")
-
-
-class _Shard:
-    """One shard's plan: shared parameters; its own steps, buffers and flat gradient buffer."""
-
-    def __init__(self, model, flat_grads, fuse):
-        self.flat_grads = flat_grads
-        self.backend = model.backend
-        self.steps = build_plan(model.layers, model.backend, model._views(flat_grads), fuse)
-        self.ws = Workspace(model.backend.xp)
-        self.loss_fn = ops.resolve("softmax_cross_entropy", model.backend)
-
-    def forward(self, x):
-        """x (N, ...) public layout -> the last step's output, internal layout."""
-        h = ops.to_internal(x, self.backend, self.ws)
-        for step in self.steps:
-            h = step.forward(h)
-        return h
-
-    def backward(self, dy, input_grad):
-        for i in range(len(self.steps) - 1, -1, -1):
-            dy = self.steps[i].backward(dy, need_dx=input_grad or i > 0)
-        return dy
-
-    def train(self, x, labels, total):
-        """Forward and backward of one shard; (summed loss / total, number correct)."""
-        logits = self.forward(x)
-        loss, dlogits = self.loss_fn(logits, labels, self.backend, total, self.ws)
-        self.backward(dlogits, input_grad=False)
-        return loss, int((logits.argmax(axis=1) == labels).sum())
-
-    def score(self, x, labels):
-        """Forward only; (sum of the per-sample losses, number correct)."""
-        logits = self.forward(x)
-        loss, _ = self.loss_fn(logits, labels, self.backend, 1, self.ws)
-        return loss, int((logits.argmax(axis=1) == labels).sum())
 
 
 class Sequential:
@@ -62,7 +26,7 @@ class Sequential:
 
     The last layer's outputs are the logits.  ``fuse=False`` runs every layer
     as its own step (same numbers; the tests compare the two).  ``comm``: the
-    communicator of a run over several processes (minicnn/distributed.py);
+    communicator of a run over several processes (parallel/mpi.py);
     every process then holds process 0's weights, trains its part of each
     batch, and all apply the same summed gradients.
     """
@@ -110,8 +74,11 @@ class Sequential:
         self.flat_params = self.comm.broadcast(self.backend.asarray(host, dtype=self.dtype))
         for layer, views in self._views(self.flat_params).items():
             layer.params = views
-        self._shards = [_Shard(self, xp.zeros(offset, dtype=self.dtype), fuse)
-                        for _ in range(self.threads)]
+        self._shards = []
+        for _ in range(self.threads):
+            flat_grads = xp.zeros(offset, dtype=self.dtype)
+            self._shards.append(ShardPlan(layers, self.backend, self._views(flat_grads),
+                                          flat_grads, fuse))
         self.flat_grads = self._shards[0].flat_grads
         for layer, views in self._views(self.flat_grads).items():
             layer.grads = views
@@ -295,12 +262,15 @@ class Sequential:
     def __repr__(self):
         return f"Sequential({self.layers!r}, input_shape={self.input_shape})"
 
-    # -- persistence (minicnn/saving.py) ---------------------------------------
+    # -- persistence (nn/model_file.py; minicnn.load reads it back) ---------------
     def architecture(self):
         """The JSON description save() writes: input shape, dtype, seed and every layer's config."""
-        return saving.architecture(self)
+        return {"input_shape": list(self.input_shape), "dtype": str(self.dtype), "seed": self.seed,
+                "layers": [{"type": type(layer).__name__, **layer.config()}
+                           for layer in self.layers]}
 
     def save(self, path, **metadata):
         """Write architecture, weights and ``metadata`` (JSON values, e.g. dataset="mnist",
         kept in ``model.metadata`` when loaded) to one .npz file, atomically."""
-        saving.save(self, path, **metadata)
+        model_file.write(path, self.architecture(), {**self.metadata, **metadata},
+                         {name: self.backend.to_numpy(p) for name, p in self.params()})

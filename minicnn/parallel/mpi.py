@@ -3,14 +3,14 @@
     pip install 'minicnn[mpi]'                      # mpi4py and the MPICH wheel from PyPI
     mpiexec -n 4 python -m minicnn.train --epochs 2
 
-The transport of minicnn/parallel.py's "sum the shards' gradients" across
+The transport of parallel/shards.py's "sum the shards' gradients" across
 processes.  ``communicator()`` is called once, at an entry point, before any
 array exists:
 
   - launched by an MPI launcher (mpiexec, mpirun, srun: seen in the variables
     it sets, ``LAUNCH_VARIABLES``) with more than one process, it returns an
     ``MPIComm`` over MPI.COMM_WORLD; launched so but without mpi4py, it raises
-    ``DistributedError`` with one line saying what to install;
+    ``MPIError`` with one line saying what to install;
   - otherwise ``SingleProcess``: nothing changes.
 
 ``MPIComm`` has SingleProcess's four members.  Host (NumPy) arrays go through
@@ -29,14 +29,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .parallel import SingleProcess
+from .shards import SingleProcess
+from .threads import usable_cores
 
 # Set by the launchers in every process they start: Open MPI, MPICH/Intel MPI (Hydra)
 # and Slurm's srun --mpi=pmi2, MVAPICH2, PMIx (srun --mpi=pmix, Open MPI 5).
 LAUNCH_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE", "PMIX_RANK")
 
 
-class DistributedError(RuntimeError):
+class MPIError(RuntimeError):
     """A multi-process launch that cannot work here; the message is one line saying why."""
 
 
@@ -50,7 +51,7 @@ def launched_by_mpi():
 
 def communicator():
     """The communicator of this process: an MPIComm when started by an MPI launcher with
-    more than one process, else SingleProcess.  Raises DistributedError when launched by MPI
+    more than one process, else SingleProcess.  Raises MPIError when launched by MPI
     but mpi4py cannot be imported."""
     launch = launched_by_mpi()
     if launch is None or (launch[0] != "PMIX_RANK" and launch[1].strip() == "1"):
@@ -58,7 +59,7 @@ def communicator():
     try:
         from mpi4py import MPI
     except ImportError as exc:
-        raise DistributedError(
+        raise MPIError(
             f"launched by MPI ({launch[0]}={launch[1]}) but mpi4py cannot be imported ({exc}); "
             "pip install 'minicnn[mpi]' (mpi4py and an MPI from PyPI), or see "
             "docs/distributed.md for a cluster's own MPI") from None
@@ -144,8 +145,8 @@ def visible_gpus():
 
 def _place(local_rank, local_size):
     """One share of this node's cores and one of its GPUs for node-local rank ``local_rank``."""
-    if hasattr(os, "sched_getaffinity"):
-        mine = sorted(os.sched_getaffinity(0))
+    if hasattr(os, "sched_setaffinity"):
+        mine = usable_cores()
         every = os.cpu_count() or len(mine)
         if len(mine) == every and every >= local_size:     # not bound by the launcher
             share = every // local_size

@@ -1,5 +1,12 @@
-"""Atomic file writes: write a temporary file beside the target, then rename over it."""
+"""Result files written atomically: a temporary file beside the target, then renamed over it.
+
+A reader (or a second run) never sees half a file: an interrupted write leaves
+the previous version, or nothing.
+"""
 import contextlib
+import csv
+import io
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -26,6 +33,23 @@ def atomic_open(path, mode="wb"):
         raise
 
 
+def write_bytes(path, data):
+    with atomic_open(path, "wb") as f:
+        f.write(data)
+
+
 def write_text(path, text):
     with atomic_open(path, "w") as f:
         f.write(text)
+
+
+def write_json(path, obj):
+    write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+def write_csv(path, rows, columns):
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, buffer.getvalue())

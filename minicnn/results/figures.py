@@ -1,35 +1,21 @@
-"""Writing results: JSON, CSV and PNG figures, each atomically."""
-import csv
+"""Figures with matplotlib (headless), saved atomically as PNG."""
 import io
-import json
 
-from ._atomic import atomic_open, write_text
-
-
-def write_json(path, obj):
-    write_text(path, json.dumps(obj, indent=2) + "\n")
+from .files import write_bytes
 
 
-def write_csv(path, rows, columns):
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text(path, buffer.getvalue())
+def new_figure(**kwargs):
+    """``plt.subplots(**kwargs)`` on the Agg backend: no screen needed."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt.subplots(**kwargs)
 
 
 def save_figure(fig, path):
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
-    with atomic_open(path, "wb") as f:
-        f.write(buffer.getvalue())
-
-
-def new_figure(**kwargs):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt.subplots(**kwargs)
+    write_bytes(path, buffer.getvalue())
 
 
 def finish_figure(fig, axes, path):
