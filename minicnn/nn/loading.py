@@ -9,10 +9,15 @@ need, and every weight's shape.  Any problem is one ``ModelFileError`` line:
 import inspect
 
 from . import model_file
-from .layers import LAYER_TYPES
+from .layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid, Tanh
 from .memory import NotEnoughMemory
 from .model import Sequential
 from .model_file import ModelFileError
+from .regularization import BatchNorm, Dropout, LocalResponseNorm
+
+LAYER_TYPES = {cls.__name__: cls for cls in (Conv2D, MaxPool2D, AvgPool2D, ReLU, Sigmoid, Tanh,
+                                             Flatten, Dense, Dropout, BatchNorm,
+                                             LocalResponseNorm)}
 
 
 def _layer(spec, index):
@@ -52,7 +57,8 @@ def from_architecture(arch, backend="numpy", dtype=None, threads=1, comm=None):
 
 
 def load(path, backend="numpy", dtype=None, threads=1, comm=None):
-    """Load a model written by ``Sequential.save``.  Raises FileNotFoundError, or
+    """Load a model written by ``Sequential.save`` (weights, batch norm's running statistics
+    and metadata).  Raises FileNotFoundError, or
     ModelFileError (a ValueError) saying why the file cannot be used."""
     arch, weights, state = model_file.read(path)
     try:
@@ -67,4 +73,10 @@ def load(path, backend="numpy", dtype=None, threads=1, comm=None):
             raise ModelFileError(f"{path}: not a usable minicnn model file: the weights of "
                                  f"{name} are {found}, the architecture needs {p.shape}")
         p[...] = model.backend.asarray(weights[name], dtype=model.dtype)
+    for name, s in model.state():
+        if name not in state or state[name].shape != s.shape:
+            found = "missing" if name not in state else f"shaped {state[name].shape}"
+            raise ModelFileError(f"{path}: not a usable minicnn model file: the state "
+                                 f"{name} is {found}, the architecture needs {s.shape}")
+        s[...] = model.backend.asarray(state[name], dtype=model.dtype)
     return model

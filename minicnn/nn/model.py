@@ -4,18 +4,31 @@ Public arrays are NCHW; inside, images are (C, N, H, W) (``ops/layout.py``),
 converted once on the way in and once at the flatten.  Every parameter lives
 in one flat buffer (``flat_params``) and every gradient in another
 (``flat_grads``), so an optimizer update is one call; ``layer.params`` and
-``layer.grads`` are views into them.  With ``threads=k`` a training step cuts
-its batch into k shards run on k threads (``minicnn/parallel.py``), each with
-its own plan (``ShardPlan``), and sums their gradients before the one update.
+``layer.grads`` are views into them (nn/buffers.py), and ``layer.state`` (batch
+norm's running statistics) views into ``flat_state``.  With ``threads=k`` a
+training step cuts its batch into k shards run on k threads
+(parallel/shards.py), each with its own plan (``ShardPlan``), and sums their
+gradients before the one update.
+
+Training and inference: ``train_step`` trains (dropout drops, batch norm uses
+and updates the batch's statistics); ``forward``, ``evaluate`` and ``predict``
+infer (dropout off, batch norm on its running statistics), unless
+``forward(x, training=True)`` asks for the training forward, as Keras's
+``training=`` does.
 """
 import numpy as np
 
 from .. import ops
 from ..backend import get_backend
-from ..parallel.shards import SingleProcess, ThreadShards, part_of, shard_bounds, sum_gradients
+from ..ops.workspace import Workspace
+from ..parallel.shards import (ShardSums, SingleProcess, ThreadShards, part_of, shard_bounds,
+                               sum_gradients)
 from . import memory, model_file, validate
-from .layers import Conv2D, Layer
-from .plan import ShardPlan
+from .buffers import FlatLayout
+from .layers import Layer
+from .plan import INFERENCE, Context, ShardPlan, alone
+from .regularization import BatchNorm, Dropout
+from .summary import summary_text
 
 _DTYPES = ("float32", "float64")
 
@@ -43,53 +56,52 @@ class Sequential:
                             for s in shape):
             raise ValueError(f"Sequential: input_shape must be positive ints like (1, 28, 28), "
                              f"got {input_shape!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"Sequential: seed must be an int >= 0, got {seed!r}")
         self.threads = validate.positive_int(threads, "threads", "Sequential")
         self.comm = comm or SingleProcess()
         self.backend = get_backend(backend)
         self.dtype = np.dtype(dtype)
-        self.seed, self.layers, self.input_shape, self.fuse = seed, layers, shape, fuse
+        self.seed, self.layers, self.input_shape, self.fuse = int(seed), layers, shape, fuse
         self.metadata = {}          # saved with the model: what it was trained on
+        self.steps_taken = 0        # training steps so far: the dropout masks change with it
         counts = {}
-        for layer in layers:
+        for index, layer in enumerate(layers):
             base = type(layer).__name__.lower()
             layer.name = base if base not in counts else f"{base}_{counts[base]}"
             counts[base] = counts.get(base, 0) + 1
+            if isinstance(layer, Dropout):
+                layer.stream = index
             shape = layer.build(shape)
         self.output_shape = shape
         parameters = sum(layer.num_params() for layer in layers)
         memory.check(memory.parameter_bytes(parameters, self.dtype.itemsize, self.threads),
                      f"Sequential: a model of {parameters:,} parameters", "fewer threads")
-        rng = np.random.default_rng(seed)
-        initial = [layer.initial_params(rng) for layer in layers]
-        # Where each parameter lives in the flat buffers: (layer, key, offset, shape).
-        self._slots, offset = [], 0
-        for layer, values in zip(layers, initial):
-            for key, value in values.items():
-                self._slots.append((layer, key, offset, value.shape))
-                offset += value.size
+        rng = np.random.default_rng(self.seed)
+        self._params = FlatLayout(layers, [layer.initial_params(rng) for layer in layers])
+        self._state = FlatLayout(layers, [layer.initial_state() for layer in layers])
         xp = self.backend.xp
-        host = np.zeros(offset)
-        for (layer, key, start, _), value in zip(self._slots, (v for d in initial for v in d.values())):
-            host[start:start + value.size] = value.ravel()
-        self.flat_params = self.comm.broadcast(self.backend.asarray(host, dtype=self.dtype))
-        for layer, views in self._views(self.flat_params).items():
+        self.flat_params = self.comm.broadcast(self.backend.asarray(self._params.initial,
+                                                                    dtype=self.dtype))
+        self.flat_state = self.backend.asarray(self._state.initial, dtype=self.dtype)
+        for layer, views in self._params.views(self.flat_params).items():
             layer.params = views
+        for layer, views in self._state.views(self.flat_state).items():
+            layer.state = views
         self._shards = []
-        for _ in range(self.threads):
-            flat_grads = xp.zeros(offset, dtype=self.dtype)
-            self._shards.append(ShardPlan(layers, self.backend, self._views(flat_grads),
-                                          flat_grads, fuse))
+        for i in range(self.threads):
+            flat_grads = xp.zeros(self._params.size, dtype=self.dtype)
+            self._shards.append(ShardPlan(layers, self.backend, self._params.views(flat_grads),
+                                          flat_grads, fuse, self.seed, keeps_state=i == 0))
         self.flat_grads = self._shards[0].flat_grads
-        for layer, views in self._views(self.flat_grads).items():
+        for layer, views in self._params.views(self.flat_grads).items():
             layer.grads = views
+        self._decayed = [(layer.params[k], layer.grads[k], rate) for layer in layers
+                         for k, rate in getattr(layer, "decayed", dict)().items()]
+        self._per_unit_norm = any(isinstance(l, BatchNorm) and l.per_unit for l in layers)
+        self._sums = ShardSums(self.comm)
         self._runner = ThreadShards(self.threads)
-
-    def _views(self, flat):
-        """{layer: {key: view of flat}} for every layer (empty dicts for layers without parameters)."""
-        views = {layer: {} for layer in self.layers}
-        for layer, key, start, shape in self._slots:
-            views[layer][key] = flat[start:start + int(np.prod(shape))].reshape(shape)
-        return views
+        self._ws = Workspace(xp)
 
     @property
     def plan(self):
@@ -112,55 +124,10 @@ class Sequential:
             raise ValueError("Sequential: the batch is empty; pass at least one sample")
         return self.backend.xp.ascontiguousarray(x)
 
-    # -- running ------------------------------------------------------------
-    def forward(self, x):
-        """x (N, *input_shape), a backend array of the model's dtype -> logits (N, K), a new array."""
-        out = self._shards[0].forward(self._check_batch(x))
-        return ops.to_public(out, self.backend).copy()
-
-    def backward(self, dlogits, input_grad=True):
-        """Back-propagate dlogits (N, K) through the last ``forward`` or ``loss`` (``evaluate``
-        and ``predict`` run forwards too: call backward right after the forward it belongs
-        to); fills ``flat_grads`` (``layer.grads``) and returns dL/dx (N, *input_shape), or
-        None with input_grad=False (training skips the first layer's input gradient)."""
-        dx = self._shards[0].backward(self.backend.xp.ascontiguousarray(dlogits), input_grad)
-        return ops.to_public(dx, self.backend).copy() if input_grad else None
-
-    def loss(self, x, labels):
-        """Forward + softmax cross-entropy of one batch: (mean loss, dlogits, logits)."""
-        shard = self._shards[0]
-        logits = shard.forward(self._check_batch(x))
-        labels = self._check_labels(labels, x.shape[0])
-        loss, dlogits = shard.loss_fn(logits, labels, self.backend, None, shard.ws)
-        return loss, dlogits.copy(), logits.copy()
-
-    def train_step(self, x, labels, optimizer):
-        """One step on a batch already on the backend: forward, backward, one update of every
-        parameter.  Returns (mean loss, number correct).  Over several processes, x is this
-        process's part of the batch and the results are the whole batch's."""
-        x = self._check_batch(x, allow_empty=self.comm.size > 1)
-        labels = self._check_labels(labels, x.shape[0])
-        loss, correct = self._train_step(x, labels)
-        optimizer.step(self)
-        return loss, correct
-
-    def _train_step(self, x, labels):
-        """Each thread shard's forward and backward, their gradients summed in flat_grads, then
-        summed over the processes."""
-        n = x.shape[0]
-        total = int(self.comm.sum_scalars(n)[0]) if self.comm.size > 1 else n
-        loss, correct = 0.0, 0
-        if n:
-            results = self._on_shards(lambda shard, xs, ys: shard.train(xs, ys, total), x, labels)
-            used = [shard.flat_grads for shard in self._shards[:len(results)]]
-            sum_gradients(used[0], used[1:])
-            loss, correct = sum(r[0] for r in results), sum(r[1] for r in results)
-        else:                       # a process with no part of this batch still takes part
-            self.flat_grads[...] = 0
-        if self.comm.size > 1:
-            self.comm.allreduce_sum(self.flat_grads)
-            loss, correct = self.comm.sum_scalars(loss, correct)
-        return loss, int(correct)
+    def _check_training_batch(self, total):
+        if self._per_unit_norm and total < 2:
+            raise ValueError("Sequential: batch norm after a dense layer needs at least 2 samples "
+                             "per training batch (the variance of one sample is 0)")
 
     def _check_labels(self, labels, n):
         """Integer class indices, shape (n,), in [0, classes): checked once, so kernels can trust them."""
@@ -180,6 +147,88 @@ class Sequential:
                              f"{classes} outputs, so labels must be in [0, {classes - 1}]")
         return labels
 
+    # -- running ------------------------------------------------------------
+    def _context(self, training, n):
+        if not training:
+            return INFERENCE
+        self._check_training_batch(n)
+        return Context(True, self.steps_taken, 0, alone)
+
+    def forward(self, x, training=False):
+        """x (N, *input_shape), a backend array of the model's dtype -> logits (N, K), a new
+        array.  ``training=True`` runs the training forward of the next step (dropout masks
+        drawn, batch norm on the batch's statistics, its running averages updated)."""
+        x = self._check_batch(x)
+        out = self._shards[0].forward(x, self._context(training, x.shape[0]))
+        return ops.to_public(out, self.backend).copy()
+
+    def backward(self, dlogits, input_grad=True):
+        """Back-propagate dlogits (N, K) through the last ``forward`` or ``loss`` (``evaluate``
+        and ``predict`` run forwards too: call backward right after the forward it belongs
+        to); fills ``flat_grads`` (``layer.grads``) and returns dL/dx (N, *input_shape), or
+        None with input_grad=False (training skips the first layer's input gradient)."""
+        dx = self._shards[0].backward(self.backend.xp.ascontiguousarray(dlogits), input_grad)
+        return ops.to_public(dx, self.backend).copy() if input_grad else None
+
+    def loss(self, x, labels, training=False):
+        """Forward + softmax cross-entropy of one batch: (mean loss, dlogits, logits), without
+        weight decay (``backward`` then gives the gradients of this loss)."""
+        shard = self._shards[0]
+        x = self._check_batch(x)
+        logits = shard.forward(x, self._context(training, x.shape[0]))
+        labels = self._check_labels(labels, x.shape[0])
+        loss, dlogits = shard.loss_fn(logits, labels, self.backend, None, shard.ws)
+        return loss, dlogits.copy(), logits.copy()
+
+    def train_step(self, x, labels, optimizer):
+        """One step on a batch already on the backend: forward, backward, one update of every
+        parameter.  Returns (mean loss with the weight decay, number correct).  Over several
+        processes, x is this process's part of the batch (``part_of``) and the results are
+        the whole batch's."""
+        x = self._check_batch(x, allow_empty=self.comm.size > 1)
+        labels = self._check_labels(labels, x.shape[0])
+        loss, correct = self._train_step(x, labels)
+        optimizer.step(self)
+        return loss, correct
+
+    def _train_step(self, x, labels):
+        """Each thread shard's forward and backward, their gradients summed in flat_grads, then
+        summed over the processes; then the weight decay."""
+        n = x.shape[0]
+        total = int(self.comm.sum_scalars(n)[0]) if self.comm.size > 1 else n
+        self._check_training_batch(total)
+        first = part_of(total, self.comm)[0]
+        loss, correct = 0.0, 0
+        if n:
+            bounds = shard_bounds(n, self.threads)
+            self._sums.start(len(bounds))
+            calls = [(shard, x[a:b], labels[a:b],
+                      Context(True, self.steps_taken, first + a, self._sums.for_shard(i)))
+                     for i, (shard, (a, b)) in enumerate(zip(self._shards, bounds))]
+            results = self._runner.map(lambda shard, xs, ys, ctx: shard.train(xs, ys, total, ctx),
+                                       calls, on_error=self._sums.abort)
+            used = [shard.flat_grads for shard in self._shards[:len(results)]]
+            sum_gradients(used[0], used[1:])
+            loss, correct = sum(r[0] for r in results), sum(r[1] for r in results)
+        else:                       # a process with no part of this batch still takes part
+            self.flat_grads[...] = 0
+            self._sums.start(1)
+            self._shards[0].idle(self._sums.for_shard(0), self.dtype)
+        if self.comm.size > 1:
+            self.comm.allreduce_sum(self.flat_grads)
+            loss, correct = self.comm.sum_scalars(loss, correct)
+        self.steps_taken += 1
+        return loss + self._weight_decay(add_gradients=True), int(correct)
+
+    def _weight_decay(self, add_gradients):
+        """The L2 penalty rate/2 * sum(w^2) of the decayed weights; with add_gradients,
+        rate * w is added to their gradients (once, after the sums over shards)."""
+        if not add_gradients:
+            return sum(0.5 * rate * float(self.backend.xp.vdot(w.reshape(-1), w.reshape(-1)))
+                       for w, _, rate in self._decayed)
+        penalty = ops.resolve("l2_penalty", self.backend)
+        return sum(penalty(w, g, rate, self.backend, self._ws) for w, g, rate in self._decayed)
+
     def _batches(self, x, batch_size):
         """(start, backend batch) over host or backend inputs."""
         if not isinstance(x, self.backend.xp.ndarray):
@@ -191,8 +240,8 @@ class Sequential:
             yield start, self.backend.asarray(x[start:start + batch_size], dtype=self.dtype)
 
     def _on_shards(self, fn, *arrays):
-        """[fn(shard, *its part of each array)], the batch cut into one part per thread and the
-        parts run concurrently (fewer parts than threads when the batch is small)."""
+        """[fn(shard, *its part of each array)] of an inference pass, the batch cut into one
+        part per thread and the parts run concurrently."""
         bounds = shard_bounds(len(arrays[0]), self.threads)
         calls = [(shard, *(a[start:stop] for a in arrays))
                  for shard, (start, stop) in zip(self._shards, bounds)]
@@ -207,8 +256,9 @@ class Sequential:
         return np.concatenate(out).astype(np.int64)
 
     def evaluate(self, x, labels, batch_size=250):
-        """(mean loss, accuracy) over host or backend inputs; the same for any batch size.
-        Over several processes each takes its part of the data and the sums are combined."""
+        """(mean loss with the weight decay, accuracy) over host or backend inputs, inference
+        mode; the same for any batch size.  Over several processes each takes its part of the
+        data and the sums are combined."""
         n = len(x)
         if n == 0:
             raise ValueError("Sequential: nothing to evaluate; pass at least one sample")
@@ -220,41 +270,30 @@ class Sequential:
                                               labels[a + start:a + start + len(xb)]):
                 total_loss, correct = total_loss + loss, correct + hits
         total_loss, correct = self.comm.sum_scalars(total_loss, correct)
-        return total_loss / n, correct / n
+        return total_loss / n + self._weight_decay(add_gradients=False), correct / n
 
     # -- parameters ---------------------------------------------------------
     def params(self):
         """[(name, array)] of every parameter, e.g. ('conv2d.w', w): views of flat_params."""
-        return [(f"{layer.name}.{k}", p) for layer in self.layers for k, p in layer.params.items()]
+        return self._params.named(self.flat_params)
 
     def grads(self):
         """[(name, array)] aligned with params(): views of flat_grads."""
-        return [(f"{layer.name}.{k}", layer.grads[k]) for layer in self.layers
-                for k in layer.params]
+        return self._params.named(self.flat_grads)
+
+    def state(self):
+        """[(name, array)] of the non-trainable state (batch norm's moving_mean and
+        moving_variance): views of flat_state."""
+        return self._state.named(self.flat_state)
 
     def num_params(self):
+        """Trainable parameters (the state is not counted: see summary())."""
         return int(self.flat_params.size)
 
     def summary(self, print_fn=print):
         """A table of layer, output shape, parameter count and convolution algorithm, like
         Keras's; returned and printed."""
-        algorithm = {layer: step.algorithm for step in self.plan for layer in step.layers
-                     if isinstance(layer, Conv2D)}
-        rows = [(f"{layer.name} ({type(layer).__name__})", str((None,) + layer.output_shape),
-                 f"{layer.num_params():,}", algorithm.get(layer) or "")
-                for layer in self.layers]
-        heads = ("Layer (type)", "Output Shape", "Param #", "Algorithm")
-        widths = [max(len(h), *(len(r[i]) for r in rows)) + 2 for i, h in enumerate(heads)]
-        line = lambda cells: "".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
-        rule = "=" * sum(widths)
-        text = "\n".join([
-            f'Model: "sequential"  input {(None,) + self.input_shape}  backend {self.backend.name}'
-            f"  dtype {self.dtype}  threads {self.threads}",
-            rule, line(heads), rule, *(line(r) for r in rows), rule,
-            f"Total params: {self.num_params():,}",
-            f"Trainable params: {self.num_params():,}",
-            "Non-trainable params: 0",
-        ])
+        text = summary_text(self)
         if print_fn:
             print_fn(text)
         return text
@@ -270,7 +309,9 @@ class Sequential:
                            for layer in self.layers]}
 
     def save(self, path, **metadata):
-        """Write architecture, weights and ``metadata`` (JSON values, e.g. dataset="mnist",
-        kept in ``model.metadata`` when loaded) to one .npz file, atomically."""
+        """Write architecture, weights, state and ``metadata`` (JSON values, e.g.
+        dataset="mnist", kept in ``model.metadata`` when loaded) to one .npz file, atomically."""
+        to_host = self.backend.to_numpy
         model_file.write(path, self.architecture(), {**self.metadata, **metadata},
-                         {name: self.backend.to_numpy(p) for name, p in self.params()})
+                         {name: to_host(p) for name, p in self.params()},
+                         {name: to_host(s) for name, s in self.state()})

@@ -3,7 +3,8 @@
 Each ``Step`` runs one op pair from ``minicnn.ops`` (or a backend's fused
 kernel for it) over one or more consecutive layers:
 
-    Conv2D, ReLU, MaxPool2D(2)  ->  conv_relu_pool/<algorithm>   (2x2 pool, stride 2, no padding)
+    Conv2D, ReLU, MaxPool2D(2)  ->  conv_relu_pool/<algorithm>   (2x2 pool, stride 2, no padding:
+                                                                  what the fused kernels compute)
     Conv2D, ReLU                ->  conv_relu/<algorithm>
     Conv2D                      ->  conv2d/<algorithm>
     any other layer             ->  its own op
@@ -12,19 +13,46 @@ The algorithm of each convolution comes from ``ops/algorithms.py``.  A step
 keeps the op's cache between forward and backward, owns a workspace (its
 buffers are reused from batch to batch) and writes its parameter gradients
 into the gradient views it was given: each shard of a batch has its own plan
-and its own gradients, while the parameters are shared.
+(``ShardPlan``) and its own gradients, while the parameters are shared.
+
+Every forward gets the batch's ``Context``: training or inference, the
+training step and where the shard's samples start in the whole batch (the
+dropout masks depend on both), and ``reduce``, which adds an array over all
+the shards of the batch (batch norm's statistics; parallel/shards.py).
 """
+from typing import Callable, NamedTuple
+
 from .. import ops
 from ..ops import algorithms
+from ..ops.normalization import running_average
 from ..ops.workspace import Workspace
-from .layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid
+from .layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid, Tanh
+from .regularization import BatchNorm, Dropout, LocalResponseNorm
+
+
+def alone(a):
+    """The ``reduce`` of a shard that is the whole batch: the sum over one shard."""
+    return a
+
+
+class Context(NamedTuple):
+    training: bool
+    step: int = 0           # the model's training step: dropout masks change with it
+    first: int = 0          # index of the shard's first sample in the whole batch
+    reduce: Callable = alone
+
+
+INFERENCE = Context(False)
 
 _PLAIN = {
-    MaxPool2D: (ops.OpPair(ops.maxpool_forward, ops.maxpool_backward), lambda l: (l.g,)),
-    ReLU: (ops.OpPair(ops.relu_forward, ops.relu_backward), lambda l: ()),
-    Sigmoid: (ops.OpPair(ops.sigmoid_forward, ops.sigmoid_backward), lambda l: ()),
-    Flatten: (ops.OpPair(ops.flatten_forward, ops.flatten_backward), lambda l: ()),
-    Dense: (ops.OpPair(ops.dense_forward, ops.dense_backward), lambda l: ()),
+    MaxPool2D: ("maxpool", lambda l: (l.g,)),
+    AvgPool2D: ("avgpool", lambda l: (l.g,)),
+    ReLU: ("relu", lambda l: ()),
+    Sigmoid: ("sigmoid", lambda l: ()),
+    Tanh: ("tanh", lambda l: ()),
+    Flatten: ("flatten", lambda l: ()),
+    Dense: ("dense", lambda l: ()),
+    LocalResponseNorm: ("lrn", lambda l: (l.depth_radius, l.bias, l.alpha, l.beta)),
 }
 
 
@@ -36,6 +64,7 @@ class Step:
         self.layers = tuple(layers)
         self.name = "+".join(layer.name for layer in self.layers)
         self.algorithm = algorithm
+        self.backend = backend
         self._forward, self._backward = pair.forward, pair.backward
         self._params = [p for layer in self.layers for p in layer.params.values()]
         self._args = (*self._params, *static, backend)
@@ -43,24 +72,93 @@ class Step:
         self.ws = Workspace(backend.xp)
         self._cache = None
 
-    def forward(self, x):
+    def forward(self, x, ctx=INFERENCE):
         y, self._cache = self._forward(x, *self._args, self.ws)
         return y
 
     def backward(self, dy, need_dx=True):
         """dy -> dx (None when not need_dx); parameter gradients go to this step's views."""
+        return self._finish(self._backward, dy, need_dx)
+
+    def _finish(self, backward, dy, need_dx):
         if not self._params:
-            return self._backward(dy, self._cache, self.ws) if need_dx else None
-        dx, *grads = self._backward(dy, self._cache, need_dx, self.ws)
+            return backward(dy, self._cache, self.ws) if need_dx else None
+        dx, *grads = backward(dy, self._cache, need_dx, self.ws)
         for view, g in zip(self._grads, grads):
             view[...] = g
         return dx
+
+    def reductions(self, need_dx):
+        """Shapes of the arrays this step sums over the shards in a training forward and
+        backward: a process with no sample of a batch adds zeros of these shapes, so that
+        the others' sums can complete (the order is the forward's, then the backward's)."""
+        return (), ()
 
     def __repr__(self):
         return f"<Step {self.name}" + (f" ({self.algorithm})>" if self.algorithm else ">")
 
 
+class DropoutStep(Step):
+    """Dropout: the mask drawn for the shard's samples in training, the identity at inference."""
+
+    def __init__(self, layer, backend, seed):
+        super().__init__([layer], ops.REFERENCE["dropout"], (), backend, [])
+        self.layer, self.seed = layer, seed
+
+    def forward(self, x, ctx=INFERENCE):
+        if not ctx.training or self.layer.rate == 0:
+            self._cache = None
+            return x
+        n = x.shape[0] if x.ndim == 2 else x.shape[1]     # (N, D) or (C, N, H, W)
+        u = self.layer.uniforms(self.seed, ctx.step, ctx.first, n)
+        u = ops.to_internal(self.backend.asarray(u, dtype=x.dtype), self.backend, self.ws)
+        y, self._cache = self._forward(x, u, self.layer.rate, self.backend, self.ws)
+        return y
+
+    def backward(self, dy, need_dx=True):
+        if self._cache is None:
+            return dy if need_dx else None
+        return super().backward(dy, need_dx)
+
+
+class BatchNormStep(Step):
+    """Batch norm: the whole batch's statistics in training (summed with ctx.reduce), the
+    running statistics at inference.  The shard that ``keeps_state`` also updates the running
+    statistics (once per training step)."""
+
+    def __init__(self, layer, backend, grads, keeps_state):
+        super().__init__([layer], ops.REFERENCE["batchnorm"], (layer.epsilon,), backend, grads)
+        self.layer, self.keeps_state = layer, keeps_state
+        self._infer = ops.REFERENCE["batchnorm_inference"]
+        self._training_cache = False
+
+    def forward(self, x, ctx=INFERENCE):
+        gamma, beta = self.layer.params["gamma"], self.layer.params["beta"]
+        state, eps = self.layer.state, self.layer.epsilon
+        self._training_cache = ctx.training
+        if not ctx.training:
+            y, self._cache = self._infer.forward(x, gamma, beta, state["moving_mean"],
+                                                 state["moving_variance"], eps, self.backend,
+                                                 self.ws.part("inference"))
+            return y
+        y, self._cache = self._forward(x, gamma, beta, eps, ctx.reduce, self.backend, self.ws)
+        if self.keeps_state:
+            running_average(state["moving_mean"], self._cache.mean, self.layer.momentum)
+            running_average(state["moving_variance"], self._cache.var, self.layer.momentum)
+        return y
+
+    def backward(self, dy, need_dx=True):
+        if self._training_cache:
+            return self._finish(self._backward, dy, need_dx)
+        return self._finish(self._infer.backward, dy, need_dx)
+
+    def reductions(self, need_dx):
+        c = self.layer.input_shape[0]
+        return ((c + 1,), (c,)), (((2, c),) if need_dx else ())
+
+
 def _fusable_pool(layer):
+    """True for the pool the fused conv + ReLU + pool kernels compute: 2x2, stride 2, unpadded."""
     return (isinstance(layer, MaxPool2D) and layer.pool_size == (2, 2) and layer.stride == (2, 2)
             and layer.padding in ("valid", (0, 0)))
 
@@ -84,16 +182,23 @@ def _conv_step(layers, i, backend, grad_views, fuse):
     raise ValueError(f"{conv.name}: backend {backend.name!r} has no {algorithm} convolution")
 
 
-def build_plan(layers, backend, grad_views, fuse=True):
-    """[Step] for built ``layers``; grad_views maps each layer to {param name: gradient view}."""
+def build_plan(layers, backend, grad_views, fuse=True, seed=0, keeps_state=True):
+    """[Step] for built ``layers``; grad_views maps each layer to {param name: gradient view}.
+    ``seed``: the model's (dropout masks); ``keeps_state``: this plan's batch-norm steps
+    update the running statistics (one shard's plan does)."""
     steps, i = [], 0
     while i < len(layers):
         layer = layers[i]
         if isinstance(layer, Conv2D):
             step, count = _conv_step(layers, i, backend, grad_views, fuse)
+        elif isinstance(layer, Dropout):
+            step, count = DropoutStep(layer, backend, seed), 1
+        elif isinstance(layer, BatchNorm):
+            step, count = BatchNormStep(layer, backend, list(grad_views[layer].values()),
+                                        keeps_state), 1
         else:
-            pair, static = _PLAIN[type(layer)]
-            step, count = Step([layer], pair, static(layer), backend,
+            op, static = _PLAIN[type(layer)]
+            step, count = Step([layer], ops.resolve(op, backend), static(layer), backend,
                                list(grad_views[layer].values())), 1
         steps.append(step)
         i += count
@@ -104,18 +209,19 @@ class ShardPlan:
     """One shard's copy of a model's plan: the shared parameters; its own steps, buffers and
     flat gradient buffer (a model with k threads has k of them, see parallel/shards.py)."""
 
-    def __init__(self, layers, backend, grad_views, flat_grads, fuse=True):
+    def __init__(self, layers, backend, grad_views, flat_grads, fuse=True, seed=0,
+                 keeps_state=True):
         self.flat_grads = flat_grads
         self.backend = backend
-        self.steps = build_plan(layers, backend, grad_views, fuse)
+        self.steps = build_plan(layers, backend, grad_views, fuse, seed, keeps_state)
         self.ws = Workspace(backend.xp)
         self.loss_fn = ops.resolve("softmax_cross_entropy", backend)
 
-    def forward(self, x):
+    def forward(self, x, ctx=INFERENCE):
         """x (N, ...) public layout -> the last step's output, internal layout."""
         h = ops.to_internal(x, self.backend, self.ws)
         for step in self.steps:
-            h = step.forward(h)
+            h = step.forward(h, ctx)
         return h
 
     def backward(self, dy, input_grad):
@@ -123,15 +229,27 @@ class ShardPlan:
             dy = self.steps[i].backward(dy, need_dx=input_grad or i > 0)
         return dy
 
-    def train(self, x, labels, total):
+    def train(self, x, labels, total, ctx):
         """Forward and backward of one shard; (summed loss / total, number correct)."""
-        logits = self.forward(x)
+        logits = self.forward(x, ctx)
         loss, dlogits = self.loss_fn(logits, labels, self.backend, total, self.ws)
         self.backward(dlogits, input_grad=False)
         return loss, int((logits.argmax(axis=1) == labels).sum())
 
+    def idle(self, reduce, dtype):
+        """Take part in a training step without samples: add zeros to every sum the other
+        shards' steps take (forward order, then backward), so that theirs can complete."""
+        xp = self.backend.xp
+        need = [i > 0 for i in range(len(self.steps))]
+        for step, need_dx in zip(self.steps, need):
+            for shape in step.reductions(need_dx)[0]:
+                reduce(xp.zeros(shape, dtype))
+        for step, need_dx in zip(reversed(self.steps), reversed(need)):
+            for shape in step.reductions(need_dx)[1]:
+                reduce(xp.zeros(shape, dtype))
+
     def score(self, x, labels):
-        """Forward only; (sum of the per-sample losses, number correct)."""
+        """Inference forward only; (sum of the per-sample losses, number correct)."""
         logits = self.forward(x)
         loss, _ = self.loss_fn(logits, labels, self.backend, 1, self.ws)
         return loss, int((logits.argmax(axis=1) == labels).sum())

@@ -10,21 +10,26 @@ Conventions, so that a model's plan can run any of them:
     backward(dy, cache, need_dx, ws) -> (dx or None, *param_grads)   ops with parameters
     backward(dy, cache, ws) -> dx                                    ops without
 
-``REFERENCE`` names every op a backend may replace with a faster kernel of the
-same signature (``Backend.fused``); ``resolve`` picks the backend's kernel
-where it has one.  Convolution entries are named "<pattern>/<algorithm>".
+``REFERENCE`` names every op; a backend may replace any of them with a faster
+kernel of the same signature (``Backend.fused``), and ``resolve`` picks the
+backend's kernel where it has one.  Convolution entries are named
+"<pattern>/<algorithm>".
 """
 from typing import Callable, NamedTuple, Optional
 
-from .activation import relu_backward, relu_forward, sigmoid_backward, sigmoid_forward
+from .activation import (relu_backward, relu_forward, sigmoid_backward, sigmoid_forward,
+                         tanh_backward, tanh_forward)
 from .conv import conv2d_backward, conv2d_forward
 from .dense import dense_backward, dense_forward
+from .dropout import dropout_backward, dropout_forward
 from .fused import (conv_relu_backward, conv_relu_forward, conv_relu_pool_backward,
                     conv_relu_pool_forward)
 from .layout import flatten_backward, flatten_forward, to_internal, to_public
 from .loss import softmax_cross_entropy
-from .pool import maxpool_backward, maxpool_forward
-from .update import adam_update, momentum_update, sgd_update
+from .normalization import (batchnorm_backward, batchnorm_forward, batchnorm_inference_backward,
+                            batchnorm_inference_forward, lrn_backward, lrn_forward)
+from .pool import avgpool_backward, avgpool_forward, maxpool_backward, maxpool_forward
+from .update import adam_update, ema_update, l2_penalty, momentum_update, sgd_update
 
 
 class OpPair(NamedTuple):
@@ -37,10 +42,23 @@ REFERENCE = {
     "conv2d/im2col": OpPair(conv2d_forward, conv2d_backward),
     "conv_relu/im2col": OpPair(conv_relu_forward, conv_relu_backward),
     "conv_relu_pool/im2col": OpPair(conv_relu_pool_forward, conv_relu_pool_backward),
+    "maxpool": OpPair(maxpool_forward, maxpool_backward),
+    "avgpool": OpPair(avgpool_forward, avgpool_backward),
+    "relu": OpPair(relu_forward, relu_backward),
+    "sigmoid": OpPair(sigmoid_forward, sigmoid_backward),
+    "tanh": OpPair(tanh_forward, tanh_backward),
+    "flatten": OpPair(flatten_forward, flatten_backward),
+    "dense": OpPair(dense_forward, dense_backward),
+    "dropout": OpPair(dropout_forward, dropout_backward),
+    "batchnorm": OpPair(batchnorm_forward, batchnorm_backward),
+    "batchnorm_inference": OpPair(batchnorm_inference_forward, batchnorm_inference_backward),
+    "lrn": OpPair(lrn_forward, lrn_backward),
     "softmax_cross_entropy": softmax_cross_entropy,
     "sgd_update": sgd_update,
     "momentum_update": momentum_update,
     "adam_update": adam_update,
+    "ema_update": ema_update,
+    "l2_penalty": l2_penalty,
 }
 
 
@@ -64,7 +82,11 @@ def resolve(name, backend, g=None):
 __all__ = ["OpPair", "REFERENCE", "reference_of", "resolve",
            "conv2d_forward", "conv2d_backward", "conv_relu_forward", "conv_relu_backward",
            "conv_relu_pool_forward", "conv_relu_pool_backward",
-           "maxpool_forward", "maxpool_backward", "relu_forward", "relu_backward",
-           "sigmoid_forward", "sigmoid_backward", "dense_forward", "dense_backward",
-           "flatten_forward", "flatten_backward", "to_internal", "to_public",
-           "softmax_cross_entropy", "sgd_update", "momentum_update", "adam_update"]
+           "maxpool_forward", "maxpool_backward", "avgpool_forward", "avgpool_backward",
+           "relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward",
+           "tanh_forward", "tanh_backward", "dense_forward", "dense_backward",
+           "dropout_forward", "dropout_backward", "batchnorm_forward", "batchnorm_backward",
+           "batchnorm_inference_forward", "batchnorm_inference_backward", "lrn_forward",
+           "lrn_backward", "flatten_forward", "flatten_backward", "to_internal", "to_public",
+           "softmax_cross_entropy", "sgd_update", "momentum_update", "adam_update",
+           "ema_update", "l2_penalty"]

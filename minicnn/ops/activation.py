@@ -44,3 +44,20 @@ def sigmoid_backward(dy, cache, ws=None):
     dx *= y
     dx *= dy
     return dx
+
+
+def tanh_forward(x, backend, ws=None):
+    """y = tanh(x), any shape."""
+    ws = ws or Workspace(backend.xp)
+    y = backend.xp.tanh(x, out=ws.empty("y", x.shape, x.dtype))
+    return y, ActivationCache(y, backend)
+
+
+def tanh_backward(dy, cache, ws=None):
+    """dx = dy * (1 - y^2)."""
+    xp, y = cache.backend.xp, cache.y
+    ws = ws or Workspace(xp)
+    dx = xp.multiply(y, y, out=ws.empty("dx", dy.shape, dy.dtype))
+    xp.subtract(1, dx, out=dx)
+    dx *= dy
+    return dx

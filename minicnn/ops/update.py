@@ -41,3 +41,21 @@ def adam_update(p, g, m, v, lr_t, beta1, beta2, eps_t, backend, ws=None):
     xp.divide(m, tmp, out=tmp)
     tmp *= lr_t
     p -= tmp
+
+
+def ema_update(shadow, p, decay, backend, ws=None):
+    """shadow -= (1 - decay) * (shadow - p), in place: tf.train.ExponentialMovingAverage's
+    update of the averaged weights."""
+    ws = ws or Workspace(backend.xp)
+    step = backend.xp.subtract(shadow, p, out=ws.empty("step", p.shape, p.dtype))
+    step *= 1 - decay
+    shadow -= step
+
+
+def l2_penalty(p, g, rate, backend, ws=None):
+    """g += rate * p, in place; returns rate / 2 * sum(p^2), the loss it adds (TensorFlow's
+    rate * tf.nn.l2_loss(p))."""
+    xp = backend.xp
+    ws = ws or Workspace(xp)
+    g += xp.multiply(p, rate, out=ws.empty("step", p.shape, p.dtype))
+    return 0.5 * rate * float(xp.vdot(p.reshape(-1), p.reshape(-1)))

@@ -14,6 +14,7 @@ one update, the same on every shard.  One idea, two transports:
     all-reduce (MPI, see parallel/mpi.py).  ``SingleProcess`` is the
     communicator of a run in one process: there is nothing to exchange.
 """
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 
@@ -44,15 +45,75 @@ class ThreadShards:
         self._pool = (ThreadPoolExecutor(threads - 1, thread_name_prefix="minicnn-shard")
                       if threads > 1 else None)
 
-    def map(self, fn, calls):
-        """[fn(*args) for args in calls], run concurrently; waits for all before raising."""
-        futures = [self._pool.submit(fn, *args) for args in calls[1:]]
+    def map(self, fn, calls, on_error=None):
+        """[fn(*args) for args in calls], run concurrently; waits for all before raising.
+        ``on_error()`` is called as soon as one call raises (ShardSums.abort: shards waiting
+        for the failed one at a barrier are released)."""
+        def guarded(*args):
+            try:
+                return fn(*args)
+            except BaseException:
+                if on_error:
+                    on_error()
+                raise
+        futures = [self._pool.submit(guarded, *args) for args in calls[1:]]
         try:
-            first = fn(*calls[0])
+            first = guarded(*calls[0])
         finally:
             for f in futures:
                 f.exception()          # wait: the shards' buffers must be idle when we return
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        real = [e for e in errors if not isinstance(e, threading.BrokenBarrierError)]
+        if errors:
+            raise (real or errors)[0]
         return [first] + [f.result() for f in futures]
+
+
+class ShardSums:
+    """Adds an array over the shards of a batch, then over the processes: what batch norm's
+    statistics need in the middle of a training step (synchronised batch norm).
+
+    Each shard calls ``for_shard(i)(a)`` with its part at the same point of its forward or
+    backward pass; all get the same total, added in shard order (so the same shards give
+    the same bits).  ``start(k)`` before a batch of k shards; with one shard in one process
+    the total is the shard's own array.
+    """
+
+    def __init__(self, comm):
+        self.comm = comm
+        self._barrier, self._parts, self._total = None, [], None
+
+    def start(self, shards):
+        if shards > 1 and (self._barrier is None or self._barrier.parties != shards
+                           or self._barrier.broken):
+            self._barrier = threading.Barrier(shards)
+        self._parts = [None] * shards
+
+    def abort(self):
+        """Release the shards waiting for one that failed (they raise BrokenBarrierError)."""
+        if self._barrier is not None:
+            self._barrier.abort()
+
+    def for_shard(self, index):
+        """The ``reduce`` function of shard ``index``: a -> the total (``a`` may be
+        overwritten)."""
+        if len(self._parts) == 1:
+            return self._over_processes
+        return lambda a: self._sum(index, a)
+
+    def _over_processes(self, a):
+        return self.comm.allreduce_sum(a) if self.comm.size > 1 else a
+
+    def _sum(self, index, a):
+        self._parts[index] = a
+        self._barrier.wait()
+        if index == 0:
+            total = a.copy()
+            for part in self._parts[1:]:
+                total += part
+            self._total = self._over_processes(total)
+        self._barrier.wait()
+        return self._total
 
 
 def part_of(n, comm):
