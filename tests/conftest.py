@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from minicnn.backend import backend_class, get_backend
-from minicnn.data import FILES, datasets, encode_idx
+from minicnn.data import FILES, encode_idx, mnist
 
 # CPU backends always run: if one cannot, that is a failure, not a skip.
 CPU_BACKENDS = ["numpy", "numba", "cudasim"]
@@ -72,7 +72,7 @@ def fake_mnist(root, n_train=20, n_test=7, n_labels=None, compress=True, monkeyp
         else:
             (folder / name[:-3]).write_bytes(data)
     if monkeypatch is not None:
-        monkeypatch.setitem(datasets.DATASETS, "mnist", datasets.DATASETS["mnist"]._replace(
+        monkeypatch.setitem(mnist.DATASETS, "mnist", mnist.DATASETS["mnist"]._replace(
             sha256=sums))
     return arrays
 

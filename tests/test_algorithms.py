@@ -6,9 +6,10 @@ import pytest
 import minicnn
 import reference
 from conftest import CPU_BACKENDS, cnhw, nchw
-from minicnn import algorithms, ops
+from minicnn import ops
+from minicnn.ops import algorithms
 from minicnn.backend import get_backend
-from minicnn.geometry import window
+from minicnn.ops.geometry import window
 from minicnn.gradcheck import numerical_gradient, rel_error
 
 # (N, C, H, W), filters, kernel, padding: stride 1 (what direct and Winograd need), odd sizes

@@ -2,8 +2,8 @@
 import pytest
 
 import minicnn
-from minicnn.arch import ArchError, parse_arch
-from minicnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid
+from minicnn.nn.spec import ArchError, parse_arch
+from minicnn.nn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid
 
 
 def test_lab_preset_uses_filters_and_units():

@@ -66,7 +66,7 @@ def test_non_finite_loss_stops_with_advice():
     (["--conv-algo", "fft"], "--conv-algo: invalid choice: 'fft'"),
     (["--lr", "0"], "--lr: must be a positive finite number"),
     (["--lr", "nan"], "--lr: must be a positive finite number"),
-    (["--backend", "tpu"], "--backend: invalid choice: 'tpu'"),
+    (["--backend", "tpu"], "--backend: unknown backend 'tpu'; choose from auto, numpy"),
     (["--dataset", "cifar"], "--dataset: invalid choice: 'cifar'"),
     (["--arch", "conv:3:3,bogus"], "unknown layer 'bogus'"),
     (["--arch", "conv:3:40"], "window 40 is larger than the padded input 28"),

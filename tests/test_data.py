@@ -8,7 +8,7 @@ import pytest
 from conftest import REAL_ROOT, Response, fake_mnist, needs_mnist
 from minicnn.data import (FILES, DataError, IdxError, encode_idx, ensure_files, load_dataset,
                           parse_idx, read_idx)
-from minicnn.data import datasets
+from minicnn.data import files, mnist
 
 
 @pytest.mark.parametrize("compress", [False, True], ids=["raw", "gz"])
@@ -44,7 +44,7 @@ def test_truncated_gzip(tmp_path):
     path = tmp_path / "x.gz"
     noise = np.random.default_rng(0).integers(0, 256, (50, 28, 28), dtype=np.uint8)
     path.write_bytes(gzip.compress(encode_idx(noise))[:1000])
-    with pytest.raises(IdxError, match="corrupt or truncated gzip"):
+    with pytest.raises(DataError, match="corrupt or truncated gzip"):
         read_idx(path)
 
 
@@ -76,7 +76,7 @@ def test_env_variable_sets_the_root(tmp_path, monkeypatch):
 def test_no_network_names_the_files_and_leaves_nothing(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise OSError("network unreachable")
-    monkeypatch.setattr(datasets.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(files.urllib.request, "urlopen", offline)
     with pytest.raises(DataError) as err:
         ensure_files("mnist", tmp_path, progress=False)
     message = str(err.value)
@@ -91,8 +91,8 @@ def test_download_tries_mirrors_and_verifies_checksums(tmp_path, monkeypatch):
                for i, f in enumerate(FILES)}
     import hashlib
     sums = {f: hashlib.sha256(gzip.decompress(d)).hexdigest() for f, d in payload.items()}
-    info = datasets.DatasetInfo(("http://a/", "http://b/", "http://c/"), sums, ())
-    monkeypatch.setitem(datasets.DATASETS, "mnist", info)
+    info = mnist.IdxDataset(("http://a/", "http://b/", "http://c/"), sums, ())
+    monkeypatch.setitem(mnist.DATASETS, "mnist", info)
     calls = []
 
     def fake_urlopen(url, timeout):
@@ -103,11 +103,13 @@ def test_download_tries_mirrors_and_verifies_checksums(tmp_path, monkeypatch):
         if mirror == "http://b":
             return Response(gzip.compress(b"not the right bytes"))
         return Response(payload[name])
-    monkeypatch.setattr(datasets.urllib.request, "urlopen", fake_urlopen)
+    monkeypatch.setattr(files.urllib.request, "urlopen", fake_urlopen)
     paths = ensure_files("mnist", tmp_path, progress=False)
     assert [p.read_bytes() for p in paths] == [payload[f] for f in FILES]
     assert calls[:3] == [f"http://{m}/{FILES[0]}" for m in "abc"]
-    assert sorted(p.name for p in (tmp_path / "mnist").iterdir()) == sorted(FILES)
+    # each verified download gets its stamp at once: reading it will not hash it again
+    assert sorted(p.name for p in (tmp_path / "mnist").iterdir()) == sorted(
+        [*FILES, *(f + ".verified" for f in FILES)])
 
 
 @needs_mnist
@@ -143,8 +145,8 @@ def test_verified_files_get_a_stamp_and_are_not_hashed_again(tmp_path, monkeypat
     stamps = sorted(p.name for p in (tmp_path / "mnist").glob("*.verified"))
     assert stamps == sorted(f + ".verified" for f in FILES)
     calls = []
-    real = datasets.hashlib.sha256
-    monkeypatch.setattr(datasets.hashlib, "sha256", lambda *a: calls.append(a) or real(*a))
+    real = files.sha256
+    monkeypatch.setattr(files, "sha256", lambda *a: calls.append(a) or real(*a))
     load_dataset("mnist", tmp_path, download=False)
     assert calls == []                                  # stamps matched: nothing re-hashed
     path = tmp_path / "mnist" / FILES[1]
@@ -156,7 +158,7 @@ def test_verified_files_get_a_stamp_and_are_not_hashed_again(tmp_path, monkeypat
 def test_read_only_data_folder_keeps_its_stamps_in_the_cache(tmp_path, monkeypatch):
     fake_mnist(tmp_path, monkeypatch=monkeypatch)
     monkeypatch.setenv("MINICNN_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(datasets.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(files.os, "access", lambda path, mode: False)
     load_dataset("mnist", tmp_path, download=False)
     assert len(list((tmp_path / "cache" / "verified").glob("*.json"))) == 4
     assert not list((tmp_path / "mnist").glob("*.verified"))

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minicnn import distributed
-from minicnn.parallel import SingleProcess
+from minicnn.parallel import mpi
+from minicnn.parallel.shards import SingleProcess
 
 from conftest import REAL_ROOT, needs_mnist
 
@@ -37,8 +37,8 @@ SCRIPT = '''
 import sys
 import numpy as np
 import minicnn
-from minicnn import distributed
-from minicnn.trainer import train_epoch
+from minicnn.nn.fit import train_epoch
+from minicnn.parallel import mpi
 
 def train(comm, threads):
     rng = np.random.default_rng(0)
@@ -57,7 +57,7 @@ def train(comm, threads):
     return model.flat_params.copy(), np.array(losses)
 
 if __name__ == "__main__":
-    comm = distributed.communicator()
+    comm = mpi.communicator()
     params, losses = train(comm, threads=int(sys.argv[2]))
     np.savez(f"{sys.argv[1]}.rank{comm.rank}.npz", params=params, losses=losses, size=comm.size)
 '''
@@ -116,8 +116,8 @@ def test_launch_without_mpi4py_is_one_line():
 
 
 def test_without_a_launcher_nothing_changes(monkeypatch):
-    for name in distributed.LAUNCH_VARIABLES:
+    for name in mpi.LAUNCH_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    assert isinstance(distributed.communicator(), SingleProcess)
+    assert isinstance(mpi.communicator(), SingleProcess)
     monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "1")         # mpiexec -n 1: one process
-    assert isinstance(distributed.communicator(), SingleProcess)
+    assert isinstance(mpi.communicator(), SingleProcess)

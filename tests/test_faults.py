@@ -85,10 +85,10 @@ def test_a_train_limit_beyond_the_data_is_said(tmp_path):
 
 def test_evaluate_scores_a_model_on_the_dataset_it_was_trained_on(tmp_path, monkeypatch, capsys):
     from minicnn import evaluate
-    from minicnn.data import datasets
+    from minicnn.data import mnist
     fake_mnist(tmp_path, n_train=30, n_test=12, monkeypatch=monkeypatch)
     (tmp_path / "mnist").rename(tmp_path / "fashion-mnist")
-    monkeypatch.setitem(datasets.DATASETS, "fashion-mnist", datasets.DATASETS["mnist"])
+    monkeypatch.setitem(mnist.DATASETS, "fashion-mnist", mnist.DATASETS["mnist"])
     model = minicnn.lab_model(4)
     model.save(tmp_path / "m.npz", dataset="fashion-mnist")
     assert minicnn.load(tmp_path / "m.npz").metadata == {"dataset": "fashion-mnist"}
@@ -124,12 +124,12 @@ def test_help_has_no_restructuredtext_markup():
 
 
 def test_learning_curve_ticks_are_whole_epochs(tmp_path, monkeypatch):
-    from minicnn import report
+    from minicnn.results import figures
     seen = {}
-    monkeypatch.setattr(report, "save_figure", lambda fig, path: seen.update(fig=fig))
+    monkeypatch.setattr(figures, "save_figure", lambda fig, path: seen.update(fig=fig))
     history = [dict(epoch=1, train_accuracy=.9, val_accuracy=.91, train_loss=.3, val_loss=.25)]
     monkeypatch.setattr("matplotlib.pyplot.close", lambda fig: None)
-    report.plot_learning_curve(history, tmp_path / "c.png", "t")
+    figures.plot_learning_curve(history, tmp_path / "c.png", "t")
     for ax in seen["fig"].axes:
         assert list(ax.get_xticks()) == [1]
     assert seen["fig"].get_layout_engine() is not None        # labels cannot crowd

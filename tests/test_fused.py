@@ -5,9 +5,10 @@ import pytest
 
 import minicnn
 from conftest import ALL_BACKENDS, cnhw
-from minicnn import algorithms, ops
+from minicnn import ops
+from minicnn.ops import algorithms
 from minicnn.backend import get_backend
-from minicnn.geometry import window
+from minicnn.ops.geometry import window
 from shapes import CONV_CASES, case_id
 
 REF = get_backend("numpy")

@@ -5,7 +5,7 @@ import pytest
 import minicnn
 from conftest import cnhw
 from minicnn import ops
-from minicnn.geometry import window
+from minicnn.ops.geometry import window
 from minicnn.gradcheck import numerical_gradient, rel_error
 from shapes import CONV_CASES, POOL_CASES, case_id
 

@@ -10,7 +10,7 @@ from conftest import gpu_params
 from minicnn import ops
 from minicnn.backend import get_backend
 from minicnn.backend.cuda_shared import THREADS
-from minicnn.geometry import window
+from minicnn.ops.geometry import window
 from shapes import CONV_CASES, POOL_CASES, case_id
 
 DTYPES = [np.float32, np.float64]

@@ -7,8 +7,8 @@ import minicnn
 from conftest import ALL_BACKENDS, CPU_BACKENDS
 from minicnn import ops
 from minicnn.backend import get_backend
-from minicnn.geometry import window
-from minicnn.trainer import DivergenceCheck, NonFiniteLoss, fit
+from minicnn.ops.geometry import window
+from minicnn.nn.fit import DivergenceCheck, NonFiniteLoss, fit
 
 REF = get_backend("numpy")
 G = window(9, 8, (3, 3), (1, 1), "same")

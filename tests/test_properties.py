@@ -9,7 +9,7 @@ import reference
 from conftest import CPU_BACKENDS, cnhw, nchw
 from minicnn import ops
 from minicnn.backend import get_backend
-from minicnn.geometry import window
+from minicnn.ops.geometry import window
 
 EXAMPLES = settings(max_examples=25, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -5,7 +5,7 @@ import pytest
 import reference
 from conftest import cnhw, nchw
 from minicnn import ops
-from minicnn.geometry import window
+from minicnn.ops.geometry import window
 from shapes import CONV_CASES, POOL_CASES, case_id
 
 

@@ -12,6 +12,10 @@ import time
 import pytest
 
 from minicnn import sweep
+from minicnn.sweeps import trial as trial_module
+from minicnn.sweeps.cluster import Cluster
+from minicnn.sweeps.points import Points, run_points
+from minicnn.sweeps.trial import run_trial, trial
 
 from conftest import REAL_ROOT, gpu_params, needs_mnist
 
@@ -66,7 +70,7 @@ def test_two_workers_give_the_sequential_numbers_and_a_rerun_skips(tmp_path, mon
     # the sequential run: each trial in this process, one after the other
     monkeypatch.setenv("MINICNN_DATA", REAL_ROOT)
     for key, spec, label in grid_trials(grid):
-        assert_same_numbers(numbers(found[key]), numbers(sweep.run_trial(spec)), label)
+        assert_same_numbers(numbers(found[key]), numbers(run_trial(spec)), label)
     rows = (tmp_path / "sweep.csv").read_text().splitlines()
     assert len(rows) == 5 and rows[0].startswith("lr,filters,batch_size,seed,backend")
     assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
@@ -88,15 +92,15 @@ def grid_trials(argv):
 @needs_mnist
 def test_a_killed_worker_loses_only_its_trial_which_is_retried(tmp_path, monkeypatch):
     monkeypatch.setenv("MINICNN_DATA", REAL_ROOT)
-    tasks = [(f"s{seed}", sweep.trial(0.1, 4, 50, seed, "numba", epochs=2, train_limit=1500,
+    tasks = [(f"s{seed}", trial(0.1, 4, 50, seed, "numba", epochs=2, train_limit=1500,
                                       test=False), f"seed {seed}") for seed in range(4)]
-    store = sweep.Points(tmp_path, {"test": 1})
-    cluster = sweep.Cluster("test", workers=2, threads=1)
+    store = Points(tmp_path, {"test": 1})
+    cluster = Cluster(workers=2, threads=1)
     try:
         pids = cluster.client.run(os.getpid)                     # worker address -> pid
         done = {}
         runner = threading.Thread(target=lambda: done.update(
-            sweep.run_points(cluster, store, tasks)), daemon=True)
+            run_points(cluster, store, tasks)), daemon=True)
         runner.start()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:                       # both workers busy
@@ -151,16 +155,16 @@ def test_a_trial_warms_up_before_its_clock_starts(tmp_path, monkeypatch):
     """The first point a process times must not carry the one-time costs (compilation,
     start-up): the trial runs a throwaway warm-up first."""
     from conftest import fake_mnist
-    from minicnn import sweep, trainer
+    from minicnn.nn import fit as fit_module
     fake_mnist(tmp_path, n_train=5100, n_test=10, monkeypatch=monkeypatch)
     calls = []
-    real_warm, real_fit = sweep._warm_up, trainer.fit
-    monkeypatch.setattr(sweep, "_warm_up", lambda *a: calls.append("warm") or real_warm(*a))
-    monkeypatch.setattr(trainer, "fit", lambda *a, **k: calls.append("fit") or real_fit(*a, **k))
-    sweep._dataset.cache_clear()
-    spec = sweep.trial(filters=4, epochs=1, batch_size=20, backend="numpy", data_dir=str(tmp_path),
+    real_warm, real_fit = trial_module._warm_up, fit_module.fit
+    monkeypatch.setattr(trial_module, "_warm_up", lambda *a: calls.append("warm") or real_warm(*a))
+    monkeypatch.setattr(fit_module, "fit", lambda *a, **k: calls.append("fit") or real_fit(*a, **k))
+    trial_module._dataset.cache_clear()
+    spec = trial(filters=4, epochs=1, batch_size=20, backend="numpy", data_dir=str(tmp_path),
                        train_limit=60,
                        test=False)
-    sweep.run_trial(spec)
-    sweep._dataset.cache_clear()
+    run_trial(spec)
+    trial_module._dataset.cache_clear()
     assert calls == ["warm", "fit"]

@@ -6,7 +6,7 @@ import pytest
 
 import minicnn
 from minicnn.data import Dataset, Split
-from minicnn.trainer import fit
+from minicnn.nn.fit import fit
 
 N_TRAIN, N_VAL = 53, 11            # 53 = 5 batches of 10 and a short one of 3
 

@@ -8,9 +8,9 @@ import pytest
 from conftest import traced_peak
 from minicnn import ops
 from minicnn.backend import get_backend
-from minicnn.geometry import window
+from minicnn.ops.geometry import window
 from minicnn.gradcheck import numerical_gradient, rel_error
-from minicnn.workspace import Workspace
+from minicnn.ops.workspace import Workspace
 
 NUMBA = get_backend("numba")
 REF = get_backend("numpy")
