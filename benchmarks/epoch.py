@@ -1,10 +1,13 @@
-"""One epoch of the lab model: minicnn beside PyTorch and TensorFlow, at 1 and 2 threads.
+"""One epoch of a model: minicnn beside PyTorch and TensorFlow, at 1 and 2 threads.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/epoch.py
     python benchmarks/epoch.py --filters 64 --threads 1,2 --repeats 5 --out results/epoch64
+    python benchmarks/epoch.py --arch tf-mnist-tutorial      # any preset or --arch spec
 
-Every contender trains the identical model (same layers, same initialisation
-scheme, SGD 0.1, batch 50) for one epoch of 55,000 MNIST-shaped images.  Each
+Every contender trains the identical model (the same layers, translated by
+benchmarks/frameworks.py; the lab model by default, SGD 0.1, batch 50, or a
+preset's learning rate and batch) for one epoch of 55,000 images of the
+model's input shape (random: timings do not depend on the values).  Each
 (contender, thread count) lives in its own worker process, so thread settings
 (which TensorFlow fixes at start-up) and thread pools never mix; the workers
 take turns, one epoch each per repeat, so a noisy machine slows all of them
@@ -31,7 +34,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from minicnn.cli import ArgumentParser, number_list, positive_int  # noqa: E402
+from minicnn.cli import ArgumentParser, number_list, positive_float, positive_int  # noqa: E402
+from minicnn.nn.presets import PRESETS  # noqa: E402
 from minicnn.results.files import write_json  # noqa: E402
 
 PROG = "benchmarks/epoch.py"
@@ -40,8 +44,11 @@ FRAMEWORKS = ("pytorch", "tensorflow")
 
 def parse_args(argv=None):
     p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    p.add_argument("--filters", type=positive_int, default=16)
-    p.add_argument("--batch-size", type=positive_int, default=50)
+    p.add_argument("--arch", default="lab", help="a preset or an --arch spec (default lab)")
+    p.add_argument("--filters", type=positive_int, default=16, help="the lab model's width")
+    p.add_argument("--batch-size", type=positive_int,
+                   help="default 50, or the preset's batch size")
+    p.add_argument("--lr", type=positive_float, help="default 0.1, or the preset's")
     p.add_argument("--images", type=positive_int, default=55_000, help="images per epoch")
     p.add_argument("--threads", type=number_list(int), default=sorted({1, os.cpu_count()}),
                    help="comma-separated thread counts, each contender runs at each "
@@ -63,25 +70,36 @@ def parse_args(argv=None):
     args.frameworks = [f for f in args.frameworks.split(",") if f]
     if set(args.frameworks) - set(FRAMEWORKS):
         p.error(f"--frameworks: use {', '.join(FRAMEWORKS)}, got {','.join(args.frameworks)}")
+    preset = PRESETS.get(args.arch.lower())
+    defaults = preset.defaults if preset else {}
+    args.batch_size = args.batch_size or defaults.get("batch_size", 50)
+    args.lr = args.lr or defaults.get("lr", 0.1)
+    args.input_shape = preset.input_shape if preset else (1, 28, 28)
     return args
 
 
-def synthetic_mnist(n, seed=0):
-    """MNIST-shaped data; timings do not depend on the pixel values."""
+def synthetic_data(n, shape=(1, 28, 28), seed=0):
+    """Random images of ``shape`` and labels; timings do not depend on the pixel values."""
     import numpy as np
     rng = np.random.default_rng(seed)
-    return rng.random((n, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, n)
+    return rng.random((n, *shape), dtype=np.float32), rng.integers(0, 10, n)
 
 
-class MinicnnLab:
-    """The lab model in minicnn, trained by minicnn.nn.fit.train_epoch."""
+def minicnn_model(backend, args, threads):
+    """The benchmark's model in minicnn, on ``threads`` shards."""
+    import minicnn
+    from minicnn.nn.spec import parse_arch
+    return minicnn.Sequential(parse_arch(args.arch, args.filters, algorithm=args.conv_algo),
+                              args.input_shape, backend=backend, threads=threads)
 
-    def __init__(self, backend, filters, threads, algorithm="auto"):
+
+class MinicnnModel:
+    """The benchmark's model in minicnn, trained by minicnn.nn.fit.train_epoch."""
+
+    def __init__(self, backend, args, threads):
         import minicnn
-        threads = minicnn.configure_threads(threads)
-        self.model = minicnn.lab_model(filters, backend=backend, threads=threads,
-                                       algorithm=algorithm)
-        self.opt = minicnn.SGD(0.1)
+        self.model = minicnn_model(backend, args, minicnn.configure_threads(threads))
+        self.opt = minicnn.SGD(args.lr)
         self.name = f"minicnn-{backend}"
 
     def num_params(self):
@@ -103,15 +121,17 @@ def make_contender(kind, threads, args):
     """A contender object, or a string saying why there is none."""
     import frameworks
     if kind == "pytorch":
-        return frameworks.make_torch(args.filters, 128, 0.1, threads) or "PyTorch is not installed"
+        return (frameworks.make_torch(args.arch, args.input_shape, args.lr, threads, args.filters)
+                or "PyTorch is not installed")
     if kind == "tensorflow":
-        return frameworks.make_keras(args.filters, 128, 0.1, threads) or "TensorFlow is not installed"
+        return (frameworks.make_keras(args.arch, args.input_shape, args.lr, threads, args.filters)
+                or "TensorFlow is not installed")
     from minicnn.backend import BackendUnavailable, get_backend
     try:
         get_backend(kind)
     except (BackendUnavailable, ValueError) as exc:
         return str(exc)
-    return MinicnnLab(kind, args.filters, threads, args.conv_algo)
+    return MinicnnModel(kind, args, threads)
 
 
 def worker(conn, kind, threads, args):
@@ -121,7 +141,7 @@ def worker(conn, kind, threads, args):
         if isinstance(contender, str):
             conn.send({"error": contender})
             return
-        x, y = synthetic_mnist(args.images)
+        x, y = synthetic_data(args.images, args.input_shape)
         contender.train_epoch(x[:args.batch_size * 5], y[:args.batch_size * 5], args.batch_size)
         from minicnn.parallel.threads import current_threads
         conn.send({"name": contender.name, "params": contender.num_params(),
@@ -141,10 +161,11 @@ def breakdown(backend, args):
     import minicnn
     from minicnn.nn.fit import train_epoch
     minicnn.configure_threads(1)
-    model = minicnn.lab_model(args.filters, backend=backend, algorithm=args.conv_algo)
-    opt = minicnn.SGD(0.1)
+    model = minicnn_model(backend, args, 1)
+    opt = minicnn.SGD(args.lr)
     b = model.backend
-    x, y = (b.asarray(a) for a in synthetic_mnist(args.batch_size * args.breakdown_steps, 1))
+    x, y = (b.asarray(a) for a in synthetic_data(args.batch_size * args.breakdown_steps,
+                                                 args.input_shape, 1))
     order = b.xp.arange(len(y))
     times = defaultdict(float)
 
@@ -178,7 +199,7 @@ def breakdown(backend, args):
 # Peak memory comes from VmHWM: ru_maxrss would report the parent's peak, since Linux
 # carries it across fork and exec.
 CHILD = r"""
-import json, sys, time
+import argparse, json, sys, time
 sys.path.insert(0, {bench!r})
 def peak_mib():
     for line in open("/proc/self/status"):
@@ -186,8 +207,10 @@ def peak_mib():
             return int(line.split()[1]) / 1024
 t0 = time.perf_counter()
 import epoch
-lab = epoch.MinicnnLab({backend!r}, {filters}, None, {algo!r})
-x, y = epoch.synthetic_mnist({images})
+args = argparse.Namespace(**json.loads({args!r}))
+args.input_shape = tuple(args.input_shape)
+lab = epoch.MinicnnModel({backend!r}, args, None)
+x, y = epoch.synthetic_data({images}, args.input_shape)
 t1 = time.perf_counter(); lab.train_epoch(x[:{batch}], y[:{batch}], {batch}); t2 = time.perf_counter()
 lab.train_epoch(x[:{batch}], y[:{batch}], {batch}); t3 = time.perf_counter()
 lab.train_epoch(x, y, {batch})
@@ -201,7 +224,7 @@ def one_time_costs(backend, args):
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache, MINICNN_CACHE=cache, CUPY_CACHE_DIR=cache)
         code = CHILD.format(bench=str(Path(__file__).resolve().parent), backend=backend,
-                            filters=args.filters, algo=args.conv_algo, batch=args.batch_size,
+                            args=json.dumps(vars(args)), batch=args.batch_size,
                             images=args.images)
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                 env=env, timeout=3600)
@@ -255,7 +278,9 @@ def main(argv=None):
     from minicnn.results.sysinfo import system_info
     workers, notes = start_workers(args)
     blas = {name: hello["threads"]["blas_libraries"] for (name, _), (_, _, hello) in workers.items()}
-    print(f"lab model, {args.filters} filters, batch {args.batch_size}, {args.images:,} images "
+    model = args.arch + (f", {args.filters} filters" if args.arch == "lab" else "")
+    print(f"{model}, input {args.input_shape}, lr {args.lr}, batch {args.batch_size}, "
+          f"{args.images:,} images "
           f"({-(-args.images // args.batch_size)} steps), threads {args.threads}, {args.repeats} "
           f"repeats; BLAS core type {current_threads()['blas_core']} "
           f"(OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')})")

@@ -100,10 +100,10 @@ def series_plan(args):
         for device in args.devices:
             filters = args.cpu_filters if device == "cpu" else args.gpu_filters
             options = [("pytorch", lambda f, d=device: frameworks.make_torch(
-                f, 128, 0.1, args.threads, "cuda" if d == "gpu" else "cpu"))]
+                "lab", (1, 28, 28), 0.1, args.threads, f, "cuda" if d == "gpu" else "cpu"))]
             if device == "cpu":
-                options.append(("tensorflow", lambda f: frameworks.make_keras(f, 128, 0.1,
-                                                                              args.threads)))
+                options.append(("tensorflow", lambda f: frameworks.make_keras(
+                    "lab", (1, 28, 28), 0.1, args.threads, f)))
             for fw, make in options:
                 if make(filters[0]) is None:
                     skipped.append(f"{fw} on {device}: not installed or no device")

@@ -112,20 +112,21 @@ def add_backend_flag(p, flag="--backend", default="auto", several=False, help=No
                    + f"; auto picks the fastest available (default: {default})")
 
 
-def add_data_flags(parser, dataset_help=None):
+def add_data_flags(parser, dataset_help=None, default="mnist"):
     from .data import NAMES
-    parser.add_argument("--dataset", default=None if dataset_help else "mnist",
-                        choices=NAMES, help=dataset_help)
+    parser.add_argument("--dataset", default=None if dataset_help else default,
+                        choices=NAMES, help=dataset_help or f"default {default or 'mnist'}")
     parser.add_argument("--data-dir", help="data root (default: $MINICNN_DATA, else "
                         "~/.cache/minicnn/data); the files go in <root>/<dataset>/")
 
 
-def add_training_flags(p, epochs=10):
-    """--epochs, --train-limit and the data flags."""
-    p.add_argument("--epochs", type=positive_int, default=epochs)
+def add_training_flags(p, epochs=10, dataset="mnist"):
+    """--epochs, --train-limit and the data flags (None defaults: the command fills them)."""
+    p.add_argument("--epochs", type=positive_int, default=epochs,
+                   help=f"default {epochs or 10}")
     p.add_argument("--train-limit", type=positive_int, metavar="N",
                    help="train on the first N training images only (quick runs)")
-    add_data_flags(p)
+    add_data_flags(p, default=dataset)
 
 
 def add_study_output_flags(p, out_default):

@@ -1,11 +1,14 @@
-"""python -m minicnn.train: train a CNN on MNIST and keep its learning curve.
+"""python -m minicnn.train: train a CNN on MNIST (or Fashion-MNIST, CIFAR-10) and keep its
+learning curve.
 
     python -m minicnn.train                       # the lab model, 10 epochs, SGD 0.1, batch 50
     python -m minicnn.train --epochs 2 --filters 32 --out runs/f32
     python -m minicnn.train --arch "conv:6:5:same,relu,pool:2,dense:128,sigmoid,dense:10"
+    python -m minicnn.train --arch tf-mnist-tutorial      # a preset and its training settings
+    python -m minicnn.train --arch list                   # the presets
 
 Everything that can be checked without the data (flags, --arch, the model's
-shapes, the backend) is checked before the data is read.
+shapes, the backend, the schedule) is checked before the data is read.
 """
 import argparse
 import sys
@@ -19,7 +22,10 @@ from .nn.layers import CONV_ALGORITHMS
 PROG = "python -m minicnn.train"
 OPTIMIZERS = ("sgd", "momentum", "adam")
 EPOCH_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
-                 "seconds", "elapsed", "train_seconds")
+                 "seconds", "elapsed", "train_seconds", "lr", "lr_end")
+# What a run uses when neither the flags nor the --arch preset say (see apply_defaults).
+DEFAULTS = {"epochs": 10, "lr": 0.1, "batch_size": 50, "dataset": "mnist",
+            "lr_schedule": "constant", "ema": None, "optimizer": "sgd"}
 
 
 def build_parser():
@@ -27,15 +33,23 @@ def build_parser():
                        epilog="--arch grammar:\n" + arch_spec.__doc__.split("\n", 2)[2],
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_backend_flag(p)
-    p.add_argument("--lr", type=positive_float, default=0.1, help="learning rate (default 0.1)")
-    p.add_argument("--batch-size", type=positive_int, default=50)
+    p.add_argument("--lr", type=positive_float, help="learning rate (default 0.1, or the "
+                   "preset's)")
+    p.add_argument("--lr-schedule", metavar="SPEC", help="constant (default), "
+                   "staircase:RATE:EPOCHS, exponential:RATE:EPOCHS, step:E1,E2:FACTOR or cosine "
+                   "(see minicnn/nn/schedules.py); each epoch's rates go to metrics.json")
+    p.add_argument("--batch-size", type=positive_int, help="default 50, or the preset's")
     p.add_argument("--filters", type=positive_int, default=16, help="filters per conv layer (lab)")
     p.add_argument("--units", type=positive_int, default=128, help="hidden dense units (lab)")
-    p.add_argument("--optimizer", default="sgd", choices=OPTIMIZERS,
-                   help="sgd, momentum (SGD with momentum 0.9) or adam")
+    p.add_argument("--optimizer", choices=OPTIMIZERS,
+                   help="sgd (default), momentum (SGD with momentum 0.9) or adam")
+    p.add_argument("--ema", type=positive_float, metavar="DECAY",
+                   help="evaluate an exponential moving average of the weights (e.g. 0.9999, "
+                        "as the CIFAR-10 tutorial)")
     p.add_argument("--seed", type=seed, default=0, help="initialisation and shuffling seed")
-    add_training_flags(p)
-    p.add_argument("--arch", default="lab", help="'lab' or a layer spec (see below)")
+    add_training_flags(p, epochs=None, dataset=None)
+    p.add_argument("--arch", default="lab", help="a preset (--arch list shows them) or a layer "
+                   "spec (see below); default lab")
     p.add_argument("--conv-algo", default="auto", choices=CONV_ALGORITHMS,
                    help="convolution algorithm of every conv layer (default: auto, chosen per "
                         "layer; model.summary() shows the choice)")
@@ -48,6 +62,49 @@ def build_parser():
                    help="replace the results an earlier run left in --out")
     p.add_argument("--quiet", action="store_true", help="only the final summary")
     return p
+
+
+def apply_defaults(args):
+    """Fill the settings not given on the command line: the preset's, else DEFAULTS."""
+    from .nn.presets import PRESETS
+    preset = PRESETS.get(args.arch.strip().lower())
+    for key, value in {**DEFAULTS, **(preset.defaults if preset else {})}.items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
+    return args
+
+
+def list_presets():
+    from .nn.model import Sequential
+    from .nn.presets import PRESETS
+    print(f"{'preset':20s} {'input':12s} {'parameters':>11s}  description")
+    for name, preset in PRESETS.items():
+        model = Sequential(preset.layers(), preset.input_shape)
+        shape = "x".join(map(str, preset.input_shape))
+        print(f"{name:20s} {shape:12s} {model.num_params():11,d}  {preset.description}")
+    print("\nA preset brings its source's training settings (flags given win): "
+          + "; ".join(f"{n}: {', '.join(f'{k}={v}' for k, v in p.defaults.items())}"
+                      for n, p in PRESETS.items() if p.defaults))
+
+
+def make_schedule(args, images):
+    """The learning-rate schedule of the flags over ``images`` training images, or a
+    one-line exit 2."""
+    from .nn.schedules import ScheduleError, parse_schedule
+    try:
+        return parse_schedule(args.lr_schedule, args.lr, images / args.batch_size, args.epochs)
+    except ScheduleError as exc:
+        fail(PROG, str(exc))
+
+
+def make_ema(args):
+    from .nn.ema import WeightAverage
+    if args.ema is None:
+        return None
+    try:
+        return WeightAverage(args.ema)
+    except ValueError as exc:
+        fail(PROG, str(exc))
 
 
 def make_optimizer(name, lr):
@@ -85,7 +142,24 @@ def build_model(args, comm=None):
     if model.output_shape != (classes,):
         fail(PROG, f"--arch must end in {classes} outputs (the classes), it ends in "
                    f"{model.output_shape}")
+    check_batch_norm(args, model)
     return model
+
+
+def check_batch_norm(args, model):
+    """Batch norm needs more than one value per channel in every training batch."""
+    from .data import VALIDATION_SIZE, info
+    from .nn.regularization import BatchNorm
+    norms = [layer for layer in model.layers if isinstance(layer, BatchNorm)]
+    if norms and args.batch_size == 1:
+        fail(PROG, "--batch-size 1 with batch norm: the statistics of one sample are "
+                   "meaningless; use a batch of at least 2")
+    train = info(args.dataset).train_images - VALIDATION_SIZE
+    images = min(args.train_limit or train, train)
+    if any(layer.per_unit for layer in norms) and images % args.batch_size == 1:
+        fail(PROG, f"{images:,} training images in batches of {args.batch_size} leave a last "
+                   "batch of one sample, which batch norm after a dense layer cannot normalise; "
+                   "change --batch-size or --train-limit")
 
 
 def check_memory(args, model):
@@ -131,7 +205,8 @@ def write_outputs(out, metrics, model):
     from .results.files import write_csv, write_json
     out = Path(out)
     # Each file is written atomically, metrics.json last: it says which epoch the set holds.
-    model.save(out / "model.npz", dataset=metrics["config"]["dataset"])
+    model.save(out / "model.npz", dataset=metrics["config"]["dataset"],
+               ema=metrics["config"]["ema"])
     if metrics["epochs"]:
         plot_learning_curve(metrics["epochs"], out / "learning_curve.png",
                             f"{metrics['config']['arch']} lr={metrics['config']['lr']}")
@@ -165,7 +240,7 @@ class Progress:
             self.bar = None
 
 
-def train(args, model, data, metrics):
+def train(args, model, data, metrics, ema):
     """Run fit() with progress and per-epoch outputs; returns the exit status."""
     from .nn.fit import NonFiniteLoss, fit
     progress = Progress(args.epochs, args.quiet)
@@ -176,11 +251,13 @@ def train(args, model, data, metrics):
         if not args.quiet:
             print(epoch_line(stats, args.epochs), flush=True)
         if args.out:       # after every epoch, so an interrupted run keeps what it finished
-            write_outputs(args.out, metrics, model)
+            with averaged(ema, model):
+                write_outputs(args.out, metrics, model)
 
     try:
         fit(model, make_optimizer(args.optimizer, args.lr), data, args.epochs, args.batch_size,
-            args.seed, on_batch=progress.batch, on_epoch=on_epoch)
+            args.seed, on_batch=progress.batch, on_epoch=on_epoch,
+            schedule=make_schedule(args, len(data.train.y)), ema=ema)
         return 0
     except NonFiniteLoss as exc:
         progress.close()
@@ -196,6 +273,12 @@ def train(args, model, data, metrics):
         return 130
 
 
+def averaged(ema, model):
+    """The block runs with the weights the run evaluates: the average where --ema asks."""
+    import contextlib
+    return ema.applied(model) if ema is not None else contextlib.nullcontext()
+
+
 def summary_lines(args, model, metrics, status):
     last = metrics["epochs"][-1] if metrics["epochs"] else None
     return [
@@ -205,7 +288,9 @@ def summary_lines(args, model, metrics, status):
             f" (--train-limit {args.train_limit:,} asked for more)"
             if args.train_limit and args.train_limit > metrics["training_images"] else ""),
         f"batch size       {args.batch_size}",
-        f"learning rate    {args.lr:g} ({args.optimizer})",
+        f"learning rate    {args.lr:g} ({args.optimizer}"
+        + (f", {args.lr_schedule}" if args.lr_schedule != "constant" else "")
+        + (f", weights averaged {args.ema:g}" if args.ema else "") + ")",
         f"filters          {args.filters if args.arch == 'lab' else args.arch}",
         f"backend          {model.backend.name} ("
         + (f"{model.comm.size} processes x " if model.comm.size > 1 else "")
@@ -220,6 +305,10 @@ def summary_lines(args, model, metrics, status):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if args.arch.strip().lower() == "list":
+        list_presets()
+        return 0
+    apply_defaults(args)
     from .parallel import mpi
     from .results.sysinfo import system_info
     try:
@@ -227,6 +316,8 @@ def main(argv=None):
     except mpi.MPIError as exc:
         fail(PROG, str(exc))
     model = build_model(args, comm)
+    make_schedule(args, 1)                     # a bad --lr-schedule is said before the data
+    ema = make_ema(args)
     if comm.rank == 0:                         # rank 0 alone prints and writes
         prepare_output(args)
     else:
@@ -242,15 +333,16 @@ def main(argv=None):
         print(f"training on {len(data.train.y):,} images, validating on {len(data.val.y):,}, "
               f"backend {model.backend.name}, {args.optimizer} lr {args.lr}, "
               f"batch {args.batch_size}")
-    status = train(args, model, data, metrics)
+    status = train(args, model, data, metrics, ema)
     # training time: every finished epoch's steps and validation, not the reporting
     metrics["runtime_seconds"] = metrics["epochs"][-1]["elapsed"] if metrics["epochs"] else 0.0
     if status == 0:
-        test_loss, test_acc = model.evaluate(data.test.x, data.test.y)
-        metrics.update(test_loss=test_loss, test_accuracy=test_acc, test_error=1 - test_acc,
-                       completed=True)
-        if args.out:
-            write_outputs(args.out, metrics, model)
+        with averaged(ema, model):
+            test_loss, test_acc = model.evaluate(data.test.x, data.test.y)
+            metrics.update(test_loss=test_loss, test_accuracy=test_acc, test_error=1 - test_acc,
+                           completed=True)
+            if args.out:
+                write_outputs(args.out, metrics, model)
     if comm.rank == 0:
         print("\n".join(summary_lines(args, model, metrics, status)))
     return status

@@ -19,8 +19,9 @@ def _fused_kernels():
     """This backend's ``fused``: the FUSED tables of the kernel modules (op name -> kernel in
     the reference's signature, see minicnn.ops).  Imported here, not at the top, so that
     minicnn imports without Numba."""
-    from .numba_kernels import columns, direct, loss, update, winograd
-    return {**loss.FUSED, **update.FUSED, **direct.FUSED, **columns.FUSED, **winograd.FUSED}
+    from .numba_kernels import columns, direct, loss, normalization, update, winograd
+    return {**loss.FUSED, **update.FUSED, **direct.FUSED, **columns.FUSED, **winograd.FUSED,
+            **normalization.FUSED}
 
 
 class NumbaBackend(Backend):

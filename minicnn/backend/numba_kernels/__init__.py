@@ -10,15 +10,48 @@ the cores.  Rules measured on this engine (docs/backends.md):
   - reductions use ``reduce`` (fastmath reassociation, so they vectorise); no
     kernel uses the flags that assume away NaN or infinity, so NaN propagates
     as it does in NumPy;
-  - the taps of a small kernel are hoisted into scalars.
+  - the taps of a small kernel are hoisted into scalars;
+  - division follows NumPy (``error_model="numpy"``: x / 0 is inf or NaN, not a raised
+    ZeroDivisionError), which also lets a loop that divides vectorise: Python's model
+    puts a zero test on every division.
 Compiled code is cached on disk (``cache=True``): compilation is paid once per machine.
+The cache folder is keyed by a hash of every source file here (``source_key``): Numba
+checks only a kernel's own file, so after an edit to a helper another file inlines
+(``first_max``, ``relu``, ``planes.py``) a shared folder would keep running the old code.
 """
+import hashlib
+import os
+from pathlib import Path
+
+import numba
 from numba import njit
+
+from ...paths import cache_root
+
+
+def source_key():
+    """A hash of the sources of this package: the name of its Numba cache folder."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _cache_folder():
+    """<NUMBA_CACHE_DIR or the minicnn cache>/numba-<source_key>.  Set before any kernel is
+    compiled; it is Numba's process-wide setting, so other cached Numba code of the same
+    process is cached there too."""
+    root = Path(os.environ["NUMBA_CACHE_DIR"]) if os.environ.get("NUMBA_CACHE_DIR") else \
+        cache_root()
+    return root / f"numba-{source_key()}"
+
+
+numba.config.CACHE_DIR = str(_cache_folder())
 
 FASTMATH = {"reassoc", "contract", "nsz", "arcp"}     # never "nnan"/"ninf"/"fast"
 
-kernel = njit(nogil=True, cache=True)
-reduce = njit(nogil=True, cache=True, fastmath=FASTMATH)
+kernel = njit(nogil=True, cache=True, error_model="numpy")
+reduce = njit(nogil=True, cache=True, error_model="numpy", fastmath=FASTMATH)
 
 
 @kernel
