@@ -25,7 +25,8 @@ EPOCH_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accur
                  "seconds", "elapsed", "train_seconds", "lr", "lr_end")
 # What a run uses when neither the flags nor the --arch preset say (see apply_defaults).
 DEFAULTS = {"epochs": 10, "lr": 0.1, "batch_size": 50, "dataset": "mnist",
-            "lr_schedule": "constant", "ema": None, "optimizer": "sgd"}
+            "lr_schedule": "constant", "ema": None, "optimizer": "sgd", "crop": None,
+            "augment": False}
 
 
 def build_parser():
@@ -46,8 +47,16 @@ def build_parser():
     p.add_argument("--ema", type=positive_float, metavar="DECAY",
                    help="evaluate an exponential moving average of the weights (e.g. 0.9999, "
                         "as the CIFAR-10 tutorial)")
-    p.add_argument("--seed", type=seed, default=0, help="initialisation and shuffling seed")
+    p.add_argument("--seed", type=seed, default=0, help="initialisation, shuffling, dropout and "
+                   "augmentation seed")
     add_training_flags(p, epochs=None, dataset=None)
+    p.add_argument("--crop", type=positive_int, metavar="N", help="train and evaluate on N x N "
+                   "crops, standardised per image (the CIFAR-10 tutorial: 24); central crops "
+                   "unless --augment")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="the CIFAR-10 tutorial's augmentation of the training images: random "
+                        "crop, flip, brightness and contrast (see minicnn/data/augment.py); on "
+                        "for the cifar10-tutorial preset")
     p.add_argument("--arch", default="lab", help="a preset (--arch list shows them) or a layer "
                    "spec (see below); default lab")
     p.add_argument("--conv-algo", default="auto", choices=CONV_ALGORITHMS,
@@ -121,12 +130,16 @@ def build_model(args, comm=None):
     from .nn.memory import NotEnoughMemory
     from .nn.model import Sequential
     from .parallel.threads import configure
+    from .data.augment import check_crop
     shape = info(args.dataset).shape
     try:
+        check_crop(args.crop, shape)
         layers = arch_spec.parse_arch(args.arch, args.filters, args.units,
                                       algorithm=args.conv_algo)
     except (ValueError, TypeError) as exc:
         fail(PROG, str(exc))
+    if args.crop or args.augment:
+        shape = (shape[0], args.crop or shape[1], args.crop or shape[2])
     backend = resolve_backend(PROG, args.backend)
     # CPU backends: one shard per core; a GPU is fed by one thread unless told otherwise.
     threads = configure(args.threads or (1 if backend.name == "cupy" else None))
@@ -193,11 +206,15 @@ def prepare_output(args):
 
 
 def read_data(args):
+    """(Dataset, augment or None): the dataset, cropped and augmented as the flags say."""
+    from .data.augment import crop_view
     data = load_data(PROG, args, progress=not args.quiet)
     if args.train_limit and args.train_limit > len(data.train.y) and not args.quiet:
         print(f"note: --train-limit {args.train_limit:,} is more than the {len(data.train.y):,} "
               "training images; training on all of them")
-    return data
+    if args.crop or args.augment:
+        return crop_view(data, args.crop, args.augment, args.seed)
+    return data, None
 
 
 def write_outputs(out, metrics, model):
@@ -240,7 +257,7 @@ class Progress:
             self.bar = None
 
 
-def train(args, model, data, metrics, ema):
+def train(args, model, data, metrics, ema, augment):
     """Run fit() with progress and per-epoch outputs; returns the exit status."""
     from .nn.fit import NonFiniteLoss, fit
     progress = Progress(args.epochs, args.quiet)
@@ -257,7 +274,7 @@ def train(args, model, data, metrics, ema):
     try:
         fit(model, make_optimizer(args.optimizer, args.lr), data, args.epochs, args.batch_size,
             args.seed, on_batch=progress.batch, on_epoch=on_epoch,
-            schedule=make_schedule(args, len(data.train.y)), ema=ema)
+            schedule=make_schedule(args, len(data.train.y)), ema=ema, augment=augment)
         return 0
     except NonFiniteLoss as exc:
         progress.close()
@@ -322,7 +339,7 @@ def main(argv=None):
         prepare_output(args)
     else:
         args.quiet, args.out = True, None
-    data = read_data(args)
+    data, augment = read_data(args)
     metrics = {"config": dict(vars(args)), "architecture": model.architecture(), "epochs": [],
                "parameters": model.num_params(), "backend": model.backend.name,
                "threads": model.threads, "processes": comm.size,
@@ -333,7 +350,7 @@ def main(argv=None):
         print(f"training on {len(data.train.y):,} images, validating on {len(data.val.y):,}, "
               f"backend {model.backend.name}, {args.optimizer} lr {args.lr}, "
               f"batch {args.batch_size}")
-    status = train(args, model, data, metrics, ema)
+    status = train(args, model, data, metrics, ema, augment)
     # training time: every finished epoch's steps and validation, not the reporting
     metrics["runtime_seconds"] = metrics["epochs"][-1]["elapsed"] if metrics["epochs"] else 0.0
     if status == 0:

@@ -1,4 +1,5 @@
-"""Datasets: MNIST and Fashion-MNIST (IDX files), their download, verification and splits.
+"""Datasets: MNIST, Fashion-MNIST (IDX files) and CIFAR-10 (binary records), their download,
+verification and splits; crops and the CIFAR-10 tutorial's augmentation in augment.py.
 
 ``load_dataset(name)`` gives a ``Dataset`` of three ``Split``s: training,
 validation (the last 5,000 images of the training file) and test, as
@@ -9,7 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import mnist
+from . import cifar10, mnist
 from .files import DataError, data_root, dataset_dir, read_verified
 from .idx import IdxError, encode_idx, parse_idx, read_idx
 from .mnist import FILES, ensure_files
@@ -28,8 +29,13 @@ INFO = {
     "mnist": DatasetInfo(mnist.IMAGE_SHAPE, mnist.CLASSES, mnist.TRAIN_IMAGES, mnist.TEST_IMAGES),
     "fashion-mnist": DatasetInfo(mnist.IMAGE_SHAPE, mnist.CLASSES, mnist.TRAIN_IMAGES,
                                  mnist.TEST_IMAGES),
+    "cifar10": DatasetInfo(cifar10.IMAGE_SHAPE, cifar10.CLASSES, cifar10.TRAIN_IMAGES,
+                           cifar10.TEST_IMAGES),
+    cifar10.SYNTHETIC: DatasetInfo(cifar10.IMAGE_SHAPE, cifar10.CLASSES, cifar10.TRAIN_IMAGES,
+                                   cifar10.TEST_IMAGES),
 }
-_LOADERS = {"mnist": mnist.load, "fashion-mnist": mnist.load}
+_LOADERS = {"mnist": mnist.load, "fashion-mnist": mnist.load, "cifar10": cifar10.load,
+            cifar10.SYNTHETIC: cifar10.load}
 NAMES = tuple(INFO)
 
 
@@ -54,7 +60,8 @@ def info(name):
 def load_dataset(name="mnist", data_dir=None, download=True, progress=True,
                  validation_size=VALIDATION_SIZE, train_limit=None) -> Dataset:
     """Train / validation / test splits: the validation set is the last
-    ``validation_size`` images of the training file (55,000 / 5,000 / 10,000 for MNIST).
+    ``validation_size`` images of the training files (55,000 / 5,000 / 10,000 for MNIST,
+    45,000 / 5,000 / 10,000 for CIFAR-10).
     ``train_limit`` keeps only the first N training images (quick runs).  Raises DataError
     (or ValueError for an unknown name) with a message saying what to do."""
     info(name)
@@ -66,4 +73,4 @@ def load_dataset(name="mnist", data_dir=None, download=True, progress=True,
 
 __all__ = ["FILES", "NAMES", "INFO", "VALIDATION_SIZE", "DataError", "Dataset", "DatasetInfo",
            "Split", "data_root", "dataset_dir", "ensure_files", "info", "load_dataset",
-           "read_verified", "IdxError", "encode_idx", "parse_idx", "read_idx", "mnist"]
+           "read_verified", "IdxError", "encode_idx", "parse_idx", "read_idx", "mnist", "cifar10"]

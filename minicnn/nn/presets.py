@@ -110,7 +110,8 @@ PRESETS = {
     "cifar10-tutorial": Preset(cifar10_tutorial,
                                "TensorFlow's CIFAR-10 tutorial: LRN, 3x3/2 pools, weight decay",
                                (3, 24, 24),
-                               {"dataset": "cifar10", "batch_size": 128, "lr": 0.1,
+                               {"dataset": "cifar10", "crop": 24, "augment": True,
+                                "batch_size": 128, "lr": 0.1,
                                 "lr_schedule": "staircase:0.1:350", "ema": 0.9999}),
     "keras-1": Preset(lambda classes=10, algorithm="auto", **_:
                       _keras((5, 3), (128,), classes, algorithm),
