@@ -6,7 +6,10 @@ refused with a ScheduleError that says what to write; fit() recording each epoch
 and last rates in EpochStats.lr / lr_end, the optimizer really stepping with them (the
 run replayed by hand), and --lr-schedule through the train command's flags.
 """
+import json
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -196,3 +199,29 @@ def test_train_refuses_a_bad_schedule_in_one_line(capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "staircase:RATE:EPOCHS" in err[0]
+
+
+DATA = os.environ.get("MINICNN_DATA") or str(Path(__file__).resolve().parents[2] / "shared" / "data")
+
+
+@pytest.mark.skipif(not (Path(DATA) / "mnist" / "train-images-idx3-ubyte.gz").exists(),
+                    reason="real MNIST not found: set MINICNN_DATA")
+@pytest.mark.xfail(strict=True, reason="BUG: minicnn/train.py main() checks the schedule with "
+                   "make_schedule(args, 1), i.e. 1 / batch_size steps per epoch, so any "
+                   "staircase/exponential whose EPOCHS < batch size is refused before the data "
+                   "('the decay comes more often than once a step') although the real run has "
+                   "enough steps")
+def test_train_accepts_a_schedule_that_decays_every_few_epochs(tmp_path, monkeypatch, capsys):
+    """100 images in batches of 50: 2 steps per epoch, staircase:0.5:1 halves the rate each epoch."""
+    monkeypatch.setenv("MINICNN_DATA", DATA)
+    try:
+        code = minicnn.train.main(["--lr-schedule", "staircase:0.5:1", "--train-limit", "100",
+                                   "--epochs", "3", "--batch-size", "50", "--lr", "0.1",
+                                   "--backend", "numpy", "--threads", "1", "--quiet",
+                                   "--out", str(tmp_path / "run")])
+    except SystemExit as exc:
+        code = exc.code
+    assert code == 0, capsys.readouterr().err
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    rates = [r for e in metrics["epochs"] for r in (e["lr"], e["lr_end"])]
+    assert rates == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025, 0.025])
