@@ -21,8 +21,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import add_study_flags  # noqa: E402
 
-from minicnn.cli import (ArgumentParser, add_backend_flag, add_cluster_flags, fail,  # noqa: E402
-                         load_data, positive_float, resumable, sweep_errors, trial_backend)
+from minicnn.cli import (ArgumentParser, add_backend_flag, add_cluster_flags,  # noqa: E402
+                         add_tensorboard_flag, fail, load_data, positive_float, resumable,
+                         sweep_errors, tensorboard_folder, trial_backend)
 from minicnn.nn.presets import PRESETS  # noqa: E402
 from minicnn.nn.spec import parse_arch  # noqa: E402
 from minicnn.results.figures import finish_figure, new_figure  # noqa: E402
@@ -46,6 +47,7 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=positive_float, default=0.05, help="SGD's rate (default 0.05)")
     add_backend_flag(p)
     add_study_flags(p, "runs/architectures")
+    add_tensorboard_flag(p)
     add_cluster_flags(p)
     p.set_defaults(epochs=50, batch_size=100)
     args = p.parse_args(argv)
@@ -101,9 +103,12 @@ def main(argv=None):
     points = Points(args.out, settings, args.force)
     print(f"architecture study: {len(args.arch)} architecture(s), SGD {args.lr}, batch "
           f"{args.batch_size}, {args.epochs} epochs, {images}backend {backend}")
+    board = tensorboard_folder(PROG, args)
     tasks = [(point_key(arch), trial(args.lr, 16, args.batch_size, args.seed, backend,
                                      args.epochs, args.threads, args.dataset, args.data_dir,
-                                     args.train_limit, arch=arch), arch) for arch in args.arch]
+                                     args.train_limit, arch=arch, keep=True,
+                                     tensorboard=f"{board}/{point_key(arch)}" if board else None),
+              arch) for arch in args.arch]
     gpu = backend in GPU_BACKENDS
     by_key = {key: arch for key, _, arch in tasks}
     with resumable(PROG, points, "architectures"), sweep_errors(PROG):

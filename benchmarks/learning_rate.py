@@ -22,8 +22,8 @@ from common import add_study_flags  # noqa: E402
 
 from minicnn.backend import get_backend  # noqa: E402
 from minicnn.cli import (ArgumentParser, add_backend_flag, add_cluster_flags,  # noqa: E402
-                         load_data, number_list, positive_int, resumable, sweep_errors,
-                         trial_backend)
+                         add_tensorboard_flag, load_data, number_list, positive_int, resumable,
+                         sweep_errors, tensorboard_folder, trial_backend)
 from minicnn.results.figures import finish_figure, new_figure  # noqa: E402
 from minicnn.results.files import write_csv, write_json  # noqa: E402
 from minicnn.results.sysinfo import system_info  # noqa: E402
@@ -45,6 +45,7 @@ def parse_args(argv=None):
     p.add_argument("--yscale", choices=["log", "linear"], default="log",
                    help="y axis of the figure (validation error); default log")
     add_study_flags(p, "runs/learning_rate")
+    add_tensorboard_flag(p)
     add_cluster_flags(p)
     return p.parse_args(argv)
 
@@ -82,9 +83,12 @@ def main(argv=None):
     points = Points(args.out, settings, args.force)
     print(f"learning-rate study: lab model ({args.filters} filters), SGD, batch {args.batch_size}, "
           f"{args.epochs} epochs, {images}backend {backend}, {args.threads} thread(s) per rate")
+    board = tensorboard_folder(PROG, args)
     tasks = [(f"lr_{lr:g}", trial(lr, args.filters, args.batch_size, args.seed, backend,
                                    args.epochs, args.threads, args.dataset, args.data_dir,
-                                   args.train_limit), f"lr {lr:g}") for lr in args.rates]
+                                   args.train_limit, keep=True,
+                                   tensorboard=f"{board}/lr_{lr:g}" if board else None),
+              f"lr {lr:g}") for lr in args.rates]
     gpu = backend in GPU_BACKENDS
     rate = {key: lr for (key, _, _), lr in zip(tasks, args.rates)}
     with resumable(PROG, points, "rates"), sweep_errors(PROG):

@@ -136,6 +136,24 @@ def add_study_output_flags(p, out_default):
                    help="recompute points that an earlier (interrupted) run already finished")
 
 
+def add_tensorboard_flag(p):
+    """--tensorboard DIR of a sweep or study: each trial writes to DIR/<its key>/."""
+    p.add_argument("--tensorboard", metavar="DIR", help="TensorBoard event files, one "
+                   "sub-folder per trial (tensorboard --logdir DIR)")
+
+
+def tensorboard_folder(prog, args):
+    """The --tensorboard folder checked (made if needed), as a string, or None; one line and
+    exit 2 if it cannot be used."""
+    if not getattr(args, "tensorboard", None):
+        return None
+    from .results.tensorboard import LogDirError, check_log_dir
+    try:
+        return str(check_log_dir(args.tensorboard).resolve())
+    except LogDirError as exc:
+        fail(prog, str(exc))
+
+
 def add_cluster_flags(p, threads_default=1, threads_help=None):
     """Where the trials of a sweep or study run (sweeps/cluster.py)."""
     p.add_argument("--scheduler", metavar="tcp://HOST:8786",

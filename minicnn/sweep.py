@@ -37,8 +37,8 @@ import sys
 from pathlib import Path
 
 from .cli import (ArgumentParser, add_backend_flag, add_cluster_flags, add_study_output_flags,
-                  add_training_flags, load_data, number_list, resumable, seed_list, sweep_errors,
-                  trial_backend)
+                  add_tensorboard_flag, add_training_flags, load_data, number_list, resumable,
+                  seed_list, sweep_errors, tensorboard_folder, trial_backend)
 from .sweeps.cluster import GPU_BACKENDS, Cluster
 from .sweeps.points import Points, run_points
 from .sweeps.trial import trial
@@ -61,11 +61,14 @@ def parse_args(argv=None):
     add_backend_flag(p, several=True)
     add_training_flags(p)
     add_study_output_flags(p, "runs/sweep")
+    add_tensorboard_flag(p)
     add_cluster_flags(p)
     return p.parse_args(argv)
 
 
 def _grid(args):
+    """(key, trial, label) of every point; each trial keeps its run folder for the report and
+    writes its TensorBoard files to <--tensorboard>/<key>/."""
     for backend in args.backends:
         for batch in args.batch_size:
             for filters in args.filters:
@@ -74,9 +77,10 @@ def _grid(args):
                         key = f"lr{lr:g}_f{filters}_b{batch}_s{seed}_{backend}"
                         label = (f"lr {lr:g} filters {filters} batch {batch} seed {seed} "
                                  f"{backend}")
+                        board = f"{args.tensorboard}/{key}" if args.tensorboard else None
                         yield key, trial(lr, filters, batch, seed, backend, args.epochs,
                                          args.threads, args.dataset, args.data_dir,
-                                         args.train_limit), label
+                                         args.train_limit, tensorboard=board, keep=True), label
 
 
 def _row(spec, result):
@@ -121,6 +125,7 @@ def main(argv=None):
                                        for b in args.backend))
     if not args.scheduler:          # the data are read here too: a problem is one line now
         load_data(PROG, args)
+    args.tensorboard = tensorboard_folder(PROG, args)
     tasks = list(_grid(args))
     settings = {k: getattr(args, k) for k in ("epochs", "train_limit", "dataset", "threads")}
     points = Points(args.out, settings, args.force)

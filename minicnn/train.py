@@ -11,18 +11,18 @@ Everything that can be checked without the data (flags, --arch, the model's
 shapes, the backend, the schedule) is checked before the data is read.
 """
 import argparse
+import shlex
 import sys
-from pathlib import Path
 
 from .cli import (ArgumentParser, add_backend_flag, add_training_flags, fail, load_data,
                   positive_float, positive_int, resolve_backend, seed)
 from .nn import spec as arch_spec
 from .nn.layers import CONV_ALGORITHMS
+from .results.run_log import Progress, epoch_line, summary_lines, write_outputs
+from .results.tensorboard import SAMPLE
 
 PROG = "python -m minicnn.train"
 OPTIMIZERS = ("sgd", "momentum", "adam")
-EPOCH_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
-                 "seconds", "elapsed", "train_seconds", "lr", "lr_end")
 # What a run uses when neither the flags nor the --arch preset say (see apply_defaults).
 DEFAULTS = {"epochs": 10, "lr": 0.1, "batch_size": 50, "dataset": "mnist",
             "lr_schedule": "constant", "ema": None, "optimizer": "sgd", "crop": None,
@@ -69,6 +69,14 @@ def build_parser():
                    "default: a new folder runs/train-NNN, or under $MINICNN_RUNS)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the results an earlier run left in --out")
+    p.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard event files here "
+                   "(tensorboard --logdir DIR): training scalars, and each epoch's numbers, "
+                   "histograms and sparsity")
+    p.add_argument("--log-every", type=positive_int, default=100, metavar="N",
+                   help="training steps between TensorBoard's training scalars (default 100)")
+    p.add_argument("--report", action="store_true",
+                   help="write the run's report page, <out>/report/index.html, at the end "
+                        "(python -m minicnn.report)")
     p.add_argument("--quiet", action="store_true", help="only the final summary")
     return p
 
@@ -217,64 +225,41 @@ def read_data(args):
     return data, None
 
 
-def write_outputs(out, metrics, model):
-    from .results.figures import plot_learning_curve
-    from .results.files import write_csv, write_json
-    out = Path(out)
-    # Each file is written atomically, metrics.json last: it says which epoch the set holds.
-    model.save(out / "model.npz", dataset=metrics["config"]["dataset"],
-               ema=metrics["config"]["ema"])
-    if metrics["epochs"]:
-        plot_learning_curve(metrics["epochs"], out / "learning_curve.png",
-                            f"{metrics['config']['arch']} lr={metrics['config']['lr']}")
-    write_csv(out / "metrics.csv", metrics["epochs"], EPOCH_COLUMNS)
-    write_json(out / "metrics.json", metrics)
+def open_tensorboard(args):
+    """The run's TensorBoardLog (rank 0, with --tensorboard), or None; a folder that cannot
+    be used is one line, exit 2, before the data is read."""
+    if not args.tensorboard:
+        return None
+    from .results.tensorboard import LogDirError, TensorBoardLog
+    try:
+        return TensorBoardLog(args.tensorboard, args.log_every)
+    except LogDirError as exc:
+        fail(PROG, str(exc))
 
 
-def epoch_line(s, epochs):
-    return (f"epoch {s.epoch:2d}/{epochs}  loss {s.train_loss:.4f}  acc {100 * s.train_accuracy:6.2f}%"
-            f"  val_loss {s.val_loss:.4f}  val_acc {100 * s.val_accuracy:6.2f}%  {s.seconds:6.1f}s")
-
-
-class Progress:
-    """A tqdm bar per epoch on stderr: rate and ETA; off when stderr is not a terminal."""
-
-    def __init__(self, epochs, quiet):
-        self.epochs, self.disable, self.bar = epochs, True if quiet else None, None
-
-    def batch(self, epoch, done, total, loss):
-        if self.bar is None:
-            from tqdm.auto import tqdm
-            self.bar = tqdm(total=total, desc=f"epoch {epoch}/{self.epochs}", unit="batch",
-                            leave=False, disable=self.disable, file=sys.stderr)
-        self.bar.update(1)
-        if done == total or done % 20 == 0:
-            self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
-def train(args, model, data, metrics, ema, augment):
-    """Run fit() with progress and per-epoch outputs; returns the exit status."""
+def train(args, model, data, metrics, ema, augment, board):
+    """Run fit() with progress, per-epoch outputs and TensorBoard logs; returns the exit
+    status."""
     from .nn.fit import NonFiniteLoss, fit
     progress = Progress(args.epochs, args.quiet)
+    sample = model.backend.asarray(data.val.x[:SAMPLE], dtype=model.dtype) if board else None
 
     def on_epoch(stats):
         progress.close()
         metrics["epochs"].append(stats._asdict())
         if not args.quiet:
             print(epoch_line(stats, args.epochs), flush=True)
-        if args.out:       # after every epoch, so an interrupted run keeps what it finished
-            with averaged(ema, model):
+        with averaged(ema, model):
+            if board:
+                board.epoch(stats, model, sample, len(data.train.y))
+            if args.out:   # after every epoch, so an interrupted run keeps what it finished
                 write_outputs(args.out, metrics, model)
 
     try:
         fit(model, make_optimizer(args.optimizer, args.lr), data, args.epochs, args.batch_size,
             args.seed, on_batch=progress.batch, on_epoch=on_epoch,
-            schedule=make_schedule(args, len(data.train.y)), ema=ema, augment=augment)
+            schedule=make_schedule(args, len(data.train.y)), ema=ema, augment=augment,
+            on_step=board.step if board else None)
         return 0
     except NonFiniteLoss as exc:
         progress.close()
@@ -296,31 +281,8 @@ def averaged(ema, model):
     return ema.applied(model) if ema is not None else contextlib.nullcontext()
 
 
-def summary_lines(args, model, metrics, status):
-    last = metrics["epochs"][-1] if metrics["epochs"] else None
-    return [
-        "-" * 44,
-        f"epochs           {len(metrics['epochs'])}/{args.epochs}",
-        f"training images  {metrics['training_images']:,}" + (
-            f" (--train-limit {args.train_limit:,} asked for more)"
-            if args.train_limit and args.train_limit > metrics["training_images"] else ""),
-        f"batch size       {args.batch_size}",
-        f"learning rate    {args.lr:g} ({args.optimizer}"
-        + (f", {args.lr_schedule}" if args.lr_schedule != "constant" else "")
-        + (f", weights averaged {args.ema:g}" if args.ema else "") + ")",
-        f"filters          {args.filters if args.arch == 'lab' else args.arch}",
-        f"backend          {model.backend.name} ("
-        + (f"{model.comm.size} processes x " if model.comm.size > 1 else "")
-        + f"{model.threads} thread{'s' if model.threads > 1 else ''})",
-        f"val accuracy     {100 * last['val_accuracy']:.2f}%" if last else "val accuracy     -",
-        f"test error       {100 * metrics['test_error']:.2f}%" if status == 0 else
-        "test error       - (not evaluated)",
-        f"runtime          {metrics['runtime_seconds']:.1f} s",
-        f"parameters       {model.num_params():,}",
-    ] + ([f"outputs          {args.out}"] if args.out else [])
-
-
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     if args.arch.strip().lower() == "list":
         list_presets()
@@ -335,22 +297,28 @@ def main(argv=None):
     model = build_model(args, comm)
     make_schedule(args, 1)                     # a bad --lr-schedule is said before the data
     ema = make_ema(args)
+    board = None
     if comm.rank == 0:                         # rank 0 alone prints and writes
         prepare_output(args)
+        board = open_tensorboard(args)
     else:
-        args.quiet, args.out = True, None
+        args.quiet, args.out, args.report = True, None, False
     data, augment = read_data(args)
-    metrics = {"config": dict(vars(args)), "architecture": model.architecture(), "epochs": [],
+    command = " ".join([PROG, *map(shlex.quote, argv)])
+    metrics = {"config": dict(vars(args)), "command": command,
+               "architecture": model.architecture(), "epochs": [],
                "parameters": model.num_params(), "backend": model.backend.name,
                "threads": model.threads, "processes": comm.size,
                "training_images": len(data.train.y),
                "system": system_info(model.backend), "completed": False}
+    if board:
+        board.start(model, command)
     if not args.quiet:
         model.summary()
         print(f"training on {len(data.train.y):,} images, validating on {len(data.val.y):,}, "
               f"backend {model.backend.name}, {args.optimizer} lr {args.lr}, "
               f"batch {args.batch_size}")
-    status = train(args, model, data, metrics, ema, augment)
+    status = train(args, model, data, metrics, ema, augment, board)
     # training time: every finished epoch's steps and validation, not the reporting
     metrics["runtime_seconds"] = metrics["epochs"][-1]["elapsed"] if metrics["epochs"] else 0.0
     if status == 0:
@@ -360,8 +328,13 @@ def main(argv=None):
                            completed=True)
             if args.out:
                 write_outputs(args.out, metrics, model)
+    if board:
+        board.close()
     if comm.rank == 0:
         print("\n".join(summary_lines(args, model, metrics, status)))
+    if status == 0 and args.report:
+        from .report import write_report
+        print(f"report           {write_report(args.out, data=data, quiet=args.quiet)}")
     return status
 
 

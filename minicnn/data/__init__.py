@@ -23,16 +23,23 @@ class DatasetInfo(NamedTuple):
     classes: int
     train_images: int     # in the training file, validation set included
     test_images: int
+    class_names: tuple = ()
 
 
+_FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+            "Bag", "Ankle boot")
+_CIFAR = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+_SHAPES = ("disc", "ring", "square", "frame", "triangle", "cross", "h-bars", "v-bars",
+           "diagonal", "checker")
 INFO = {
-    "mnist": DatasetInfo(mnist.IMAGE_SHAPE, mnist.CLASSES, mnist.TRAIN_IMAGES, mnist.TEST_IMAGES),
+    "mnist": DatasetInfo(mnist.IMAGE_SHAPE, mnist.CLASSES, mnist.TRAIN_IMAGES, mnist.TEST_IMAGES,
+                         tuple(str(d) for d in range(10))),
     "fashion-mnist": DatasetInfo(mnist.IMAGE_SHAPE, mnist.CLASSES, mnist.TRAIN_IMAGES,
-                                 mnist.TEST_IMAGES),
+                                 mnist.TEST_IMAGES, _FASHION),
     "cifar10": DatasetInfo(cifar10.IMAGE_SHAPE, cifar10.CLASSES, cifar10.TRAIN_IMAGES,
-                           cifar10.TEST_IMAGES),
+                           cifar10.TEST_IMAGES, _CIFAR),
     cifar10.SYNTHETIC: DatasetInfo(cifar10.IMAGE_SHAPE, cifar10.CLASSES, cifar10.TRAIN_IMAGES,
-                                   cifar10.TEST_IMAGES),
+                                   cifar10.TEST_IMAGES, _SHAPES),
 }
 _LOADERS = {"mnist": mnist.load, "fashion-mnist": mnist.load, "cifar10": cifar10.load,
             cifar10.SYNTHETIC: cifar10.load}

@@ -106,7 +106,7 @@ def _prepared(model, augment, y, batch_size, order, epoch):
 
 
 def train_epoch(model, optimizer, x, y, batch_size, order, on_batch=None, epoch=1,
-                check=None, schedule=None, ema=None, augment=None):
+                check=None, schedule=None, ema=None, augment=None, on_step=None):
     """One pass over the samples x[order], y[order] (backend arrays) in batches of
     ``batch_size`` (the last may be short): a training step each.  Returns (mean loss,
     accuracy) over the epoch.  Over several processes (model.comm) every process draws the
@@ -114,7 +114,9 @@ def train_epoch(model, optimizer, x, y, batch_size, order, on_batch=None, epoch=
     diverging run (default: only a non-finite loss).  ``schedule(step)`` sets the learning
     rate of each step; ``ema`` (a WeightAverage) is updated after it.  ``augment(indices,
     epoch)``: the batch's images made on the host from training-set indices instead of
-    taken from x (which may then be None).  The benchmarks time this same loop."""
+    taken from x (which may then be None).  ``on_step(step, loss, accuracy, lr, xb)`` is
+    called after each step (step: model.steps_taken, xb: its batch; TensorBoard logging).
+    The benchmarks time this same loop."""
     check = check or DivergenceCheck(growth=math.inf)
     n = len(order)
     steps = math.ceil(n / batch_size)
@@ -134,6 +136,8 @@ def train_epoch(model, optimizer, x, y, batch_size, order, on_batch=None, epoch=
                 ema.update(model)
             check(loss, epoch, step + 1)
             size = min(batch_size, n - step * batch_size)
+            if on_step:
+                on_step(model.steps_taken, loss, hits / size, optimizer.lr, xb)
             loss_sum += loss * size
             correct += hits
             if on_batch:
@@ -146,7 +150,7 @@ def train_epoch(model, optimizer, x, y, batch_size, order, on_batch=None, epoch=
 
 def fit(model, optimizer, data, epochs, batch_size, seed=0,
         on_batch: Optional[Callable] = None, on_epoch: Optional[Callable] = None,
-        schedule=None, ema=None, augment=None):
+        schedule=None, ema=None, augment=None, on_step: Optional[Callable] = None):
     """Train ``model`` on ``data.train`` for ``epochs``; returns [EpochStats].
 
     Each epoch reshuffles with a generator seeded once by ``seed``, so a run is
@@ -154,8 +158,8 @@ def fit(model, optimizer, data, epochs, batch_size, seed=0,
     ``augment``, only its labels: augment(indices, epoch) makes each batch's images
     from the host copy).  ``schedule(step)``: the learning rate of each step (default:
     the optimizer's own); ``ema``: a WeightAverage, which validation then uses.
-    on_batch(epoch, done, total, running_loss) and on_epoch(EpochStats) are
-    called as training goes.  Raises NonFiniteLoss as soon as the run diverges
+    on_batch(epoch, done, total, running_loss), on_step (see train_epoch) and
+    on_epoch(EpochStats) are called as training goes.  Raises NonFiniteLoss as soon as the run diverges
     (see DivergenceCheck); NumPy's overflow warnings on the way there are not
     shown, the exception says what happened.  KeyboardInterrupt propagates with
     the finished epochs already reported through on_epoch.
@@ -177,7 +181,7 @@ def fit(model, optimizer, data, epochs, batch_size, seed=0,
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             train_loss, train_acc = train_epoch(model, optimizer, x_all, y_all, batch_size,
                                                 order, on_batch, epoch, check, schedule, ema,
-                                                augment)
+                                                augment, on_step)
         backend.synchronize()
         train_seconds = time.perf_counter() - t0
         with ema.applied(model) if ema is not None else contextlib.nullcontext():

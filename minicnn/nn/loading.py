@@ -38,7 +38,7 @@ def _layer(spec, index):
     return cls(**spec)
 
 
-def from_architecture(arch, backend="numpy", dtype=None, threads=1, comm=None):
+def from_architecture(arch, backend="numpy", dtype=None, threads=1, comm=None, fuse=True):
     """Rebuild a freshly initialised model from an ``architecture()`` dict; ValueError (or
     TypeError, NotEnoughMemory) says what does not fit."""
     if "input_shape" not in arch:
@@ -53,16 +53,18 @@ def from_architecture(arch, backend="numpy", dtype=None, threads=1, comm=None):
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     return Sequential(layers, tuple(shape), backend=backend, dtype=dtype or arch.get("dtype"),
-                      seed=seed, threads=threads, comm=comm)
+                      seed=seed, threads=threads, comm=comm, fuse=fuse)
 
 
-def load(path, backend="numpy", dtype=None, threads=1, comm=None):
+def load(path, backend="numpy", dtype=None, threads=1, comm=None, fuse=True):
     """Load a model written by ``Sequential.save`` (weights, batch norm's running statistics
-    and metadata).  Raises FileNotFoundError, or
+    and metadata); ``fuse=False`` runs every layer as its own step (the report shows each
+    convolution's own output).  Raises FileNotFoundError, or
     ModelFileError (a ValueError) saying why the file cannot be used."""
     arch, weights, state = model_file.read(path)
     try:
-        model = from_architecture(arch, backend=backend, dtype=dtype, threads=threads, comm=comm)
+        model = from_architecture(arch, backend=backend, dtype=dtype, threads=threads, comm=comm,
+                                  fuse=fuse)
     except (ValueError, TypeError, NotEnoughMemory) as exc:
         raise ModelFileError(f"{path}: not a usable minicnn model file: {exc}") from None
     metadata = arch.get("metadata", {})

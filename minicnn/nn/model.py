@@ -162,6 +162,15 @@ class Sequential:
         out = self._shards[0].forward(x, self._context(training, x.shape[0]))
         return ops.to_public(out, self.backend).copy()
 
+    def activations(self, x):
+        """[(step name, output)] of an inference forward of x, every step's output a NumPy
+        array in the public layout (N, C, H, W) or (N, D): what TensorBoard's histograms and
+        the report's feature maps show."""
+        captured = []
+        self._shards[0].forward(self._check_batch(x), capture=captured)
+        return [(step.name, self.backend.to_numpy(ops.to_public(h, self.backend)).copy())
+                for step, h in captured]
+
     def backward(self, dlogits, input_grad=True):
         """Back-propagate dlogits (N, K) through the last ``forward`` or ``loss`` (``evaluate``
         and ``predict`` run forwards too: call backward right after the forward it belongs

@@ -28,14 +28,18 @@ class ModelFileError(ValueError):
 
 def write(path, architecture, metadata, params, state=None):
     """Write one model file: ``architecture`` (JSON dict), ``metadata`` (JSON dict) and
-    {name: host array} of parameters and of state buffers, atomically."""
+    {name: host array} of parameters and of state buffers, atomically (or into ``path``
+    when it is a writable binary file object)."""
     arrays = {f"param:{name}": a for name, a in params.items()}
     arrays.update({f"state:{name}": a for name, a in (state or {}).items()})
     arrays["architecture"] = np.array(json.dumps(
         {"format": FORMAT, "version": FORMAT_VERSION, **architecture, "metadata": metadata}))
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    write_bytes(path, buffer.getvalue())
+    if hasattr(path, "write"):
+        path.write(buffer.getvalue())
+    else:
+        write_bytes(path, buffer.getvalue())
 
 
 def read(path):

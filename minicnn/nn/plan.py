@@ -217,11 +217,14 @@ class ShardPlan:
         self.ws = Workspace(backend.xp)
         self.loss_fn = ops.resolve("softmax_cross_entropy", backend)
 
-    def forward(self, x, ctx=INFERENCE):
-        """x (N, ...) public layout -> the last step's output, internal layout."""
+    def forward(self, x, ctx=INFERENCE, capture=None):
+        """x (N, ...) public layout -> the last step's output, internal layout.  ``capture``:
+        a list that gets (step, its output) of every step."""
         h = ops.to_internal(x, self.backend, self.ws)
         for step in self.steps:
             h = step.forward(h, ctx)
+            if capture is not None:
+                capture.append((step, h))
         return h
 
     def backward(self, dy, input_grad):

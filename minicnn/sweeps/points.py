@@ -1,12 +1,15 @@
 """Finished points of a sweep or study, one small JSON file each, so that a run resumes.
 
 A point is reused only when it was computed with the same settings; the
-others run as trials on a cluster and are stored as they arrive.
+others run as trials on a cluster and are stored as they arrive.  A trial
+that brings its run folder's files (``result["files"]``: model.npz and
+metrics.json) has them written to <out>/trials/<key>/, where the report
+(python -m minicnn.report <out>) finds them.
 """
 import json
 from pathlib import Path
 
-from ..results.files import write_json
+from ..results.files import write_bytes, write_json
 
 
 class Points:
@@ -33,6 +36,8 @@ class Points:
         return point["result"] if point.get("settings") == self.settings else None
 
     def put(self, key, result):
+        for name, data in result.pop("files", {}).items():
+            write_bytes(self.dir.parent / "trials" / key / name, data)
         write_json(self._path(key), {"settings": self.settings, "result": result})
         return result
 
@@ -58,7 +63,9 @@ def run_points(cluster, points, tasks, on_new=None, reuse_note="reusing the fini
             print(f"{len(todo)} of {len(tasks)} trial(s) to run; {cluster.describe}", flush=True)
 
             def store(key, result):
-                results[key] = points.put(key, on_new(key, result) if on_new else result)
+                files = result.pop("files", {})
+                point = on_new(key, result) if on_new else result
+                results[key] = points.put(key, {**point, "files": files} if files else point)
             cluster.run(todo, store, total=len(tasks), done=len(tasks) - len(todo))
         finally:
             if own:

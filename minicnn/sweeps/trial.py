@@ -10,12 +10,17 @@ import os
 
 
 def trial(lr=0.1, filters=16, batch_size=50, seed=0, backend="numba", epochs=10, threads=1,
-          dataset="mnist", data_dir=None, train_limit=None, test=True, arch="lab"):
+          dataset="mnist", data_dir=None, train_limit=None, test=True, arch="lab",
+          tensorboard=None, keep=False):
     """The description of one training run (a dict: it travels to the worker).  ``arch``:
-    a preset or an --arch spec (nn/spec.py); ``filters`` is the lab model's width."""
+    a preset or an --arch spec (nn/spec.py); ``filters`` is the lab model's width.
+    ``tensorboard``: a folder for the trial's event files (the worker writes them);
+    ``keep``: the result carries the trial's model.npz and metrics.json (``files``), which
+    the sweep keeps in <out>/trials/<key>/ for the report pages."""
     return dict(lr=lr, filters=filters, batch_size=batch_size, seed=seed, backend=backend,
                 epochs=epochs, threads=threads, dataset=dataset, data_dir=data_dir,
-                train_limit=train_limit, test=test, arch=arch)
+                train_limit=train_limit, test=test, arch=arch, tensorboard=tensorboard,
+                keep=keep)
 
 
 @functools.lru_cache(maxsize=2)
@@ -77,12 +82,17 @@ def run_trial(spec):
     data = _dataset(spec["dataset"], spec["data_dir"], spec["train_limit"])
     _warm_up(spec, data, threads)
     model = _model(spec, data.train.x.shape[1:], threads)
+    board = _board(spec, model, data)
     try:
         history = fit(model, SGD(spec["lr"]), data, spec["epochs"], spec["batch_size"],
-                      spec["seed"])
+                      spec["seed"], on_step=board.step if board else None,
+                      on_epoch=board.on_epoch if board else None)
         diverged = None
     except NonFiniteLoss as exc:
         history, diverged = [], str(exc)
+    finally:
+        if board:
+            board.close()
     result = {"epochs": [h._asdict() for h in history], "diverged": diverged,
               "parameters": model.num_params(), "images": len(data.train.y),
               "seconds": sum(h.train_seconds for h in history),
@@ -92,4 +102,40 @@ def run_trial(spec):
         with np.errstate(over="ignore", invalid="ignore"):
             result["test_loss"], result["test_accuracy"] = model.evaluate(data.test.x,
                                                                           data.test.y)
+    if spec.get("keep"):
+        result["files"] = _files(spec, model, result)
     return result
+
+
+def _board(spec, model, data):
+    """The trial's TensorBoardLog, or None; ``on_epoch`` logs each epoch's histograms."""
+    if not spec.get("tensorboard"):
+        return None
+    from ..results.tensorboard import SAMPLE, TensorBoardLog
+    board = TensorBoardLog(spec["tensorboard"])
+    board.start(model, f"trial {spec}")
+    sample = model.backend.asarray(data.val.x[:SAMPLE], dtype=model.dtype)
+    board.on_epoch = lambda stats: board.epoch(stats, model, sample, len(data.train.y))
+    return board
+
+
+def _files(spec, model, result):
+    """{name: bytes} of the trial's run folder: model.npz and a metrics.json like the one
+    python -m minicnn.train writes (the report page reads both)."""
+    import io
+    import json
+    buffer = io.BytesIO()
+    model.save(buffer, dataset=spec["dataset"])
+    config = {**{k: spec[k] for k in ("arch", "lr", "batch_size", "epochs", "seed", "dataset",
+                                      "data_dir", "train_limit", "filters")},
+              "optimizer": "sgd", "lr_schedule": "constant", "crop": None, "augment": False}
+    metrics = {"config": config, "command": f"a sweep trial: {json.dumps(config)}",
+               "epochs": result["epochs"], "parameters": result["parameters"],
+               "backend": spec["backend"], "threads": spec["threads"],
+               "training_images": result["images"],
+               "runtime_seconds": result["with_validation_seconds"] or 0.0,
+               "completed": result["diverged"] is None}
+    if "test_accuracy" in result:
+        metrics.update(test_loss=result["test_loss"], test_accuracy=result["test_accuracy"],
+                       test_error=1 - result["test_accuracy"])
+    return {"model.npz": buffer.getvalue(), "metrics.json": json.dumps(metrics, indent=2).encode()}
