@@ -3,6 +3,9 @@ import email.message
 import gzip
 import hashlib
 import os
+import re
+import subprocess
+import sys
 import tracemalloc
 from pathlib import Path
 
@@ -77,6 +80,55 @@ def fake_mnist(root, n_train=20, n_test=7, n_labels=None, compress=True, monkeyp
     return arrays
 
 
+# -- commands in a subprocess ----------------------------------------------------------
+NO_DATA = "/nonexistent-minicnn-data"     # a data root where any read of the data fails
+
+
+def run_python(*argv, data=True, env=None, timeout=600):
+    """``python *argv`` in a fresh process: a CompletedProcess with its exit status and text
+    stdout and stderr.  ``data=True`` points MINICNN_DATA at the real MNIST where there is
+    one; ``data=False`` at a folder that does not exist, so a command that reads the data
+    fails.  ``env`` is applied last.  A Dask scheduler named in the environment is never
+    used: the tests start their own clusters."""
+    full = dict(os.environ)
+    full.pop("DASK_SCHEDULER_ADDRESS", None)
+    if not data:
+        full["MINICNN_DATA"] = NO_DATA
+    elif REAL_ROOT:
+        full["MINICNN_DATA"] = REAL_ROOT
+    full.update(env or {})
+    return subprocess.run([sys.executable, *map(str, argv)], capture_output=True, text=True,
+                          env=full, timeout=timeout)
+
+
+def run_module(module, *args, **kwargs):
+    """``python -m module *args`` (keywords as for run_python)."""
+    return run_python("-m", module, *args, **kwargs)
+
+
+def call_main(main, argv, capsys):
+    """A command's ``main(argv)`` run in this process, as a CompletedProcess: its return value
+    or SystemExit code, and what it printed (read from capsys)."""
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(argv, code, out, err)
+
+
+def assert_one_line_error(result, match, code=2):
+    """A command that failed as it should: exit status ``code`` and exactly one non-empty line
+    on stderr (no traceback, no warning before it) in which the regex ``match`` is found.
+    Returns that line."""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == code, (f"exit status {result.returncode}, expected {code}; "
+                                       f"stderr:\n{result.stderr}")
+    assert len(lines) == 1, f"{len(lines)} lines on stderr, expected one:\n{result.stderr}"
+    assert re.search(match, lines[0]), f"{match!r} not found in {lines[0]!r}"
+    return lines[0]
+
+
 # -- layout ------------------------------------------------------------------------
 def cnhw(a):
     """An NCHW test array in minicnn's internal (C, N, H, W) layout."""
@@ -108,6 +160,11 @@ class Response:
 
     def __exit__(self, *exc):
         return False
+
+
+# What a call that "allocates nothing" may still show to traced_peak: NumPy's own casting
+# buffers (8192 elements) stay under it; a full-size temporary of the tests' arrays is far above.
+NO_ALLOCATION = 64 * 1024
 
 
 def traced_peak(fn):

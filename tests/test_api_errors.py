@@ -1,4 +1,9 @@
-"""Bad input raises ValueError/TypeError naming the layer and what was expected."""
+"""Mistakes made through the Python API: bad constructor arguments of the layers, optimizers
+and Sequential, architectures that cannot be built, a model too large for this machine, and
+batches of the wrong shape, dtype or type or with labels out of range.  Each raises
+ValueError or TypeError (MemoryError for the size) naming the layer or the call and what was
+expected, before anything runs or changes.  The same mistakes on the command line:
+test_cli_faults.py; model files that cannot be used: test_model_file.py."""
 import numpy as np
 import pytest
 
@@ -79,6 +84,11 @@ def test_predict_checks_shape():
         lab().predict(np.zeros((2, 28, 28)))
 
 
+def test_a_model_too_large_is_refused_before_allocating():
+    with pytest.raises(MemoryError, match="a model of 90,628,301,418 parameters needs about"):
+        minicnn.lab_model(100000)
+
+
 def test_bad_model_arguments():
     with pytest.raises(TypeError, match="dtype must be one of"):
         Sequential([ReLU()], (1, 2, 2), dtype="float16")
@@ -88,21 +98,6 @@ def test_bad_model_arguments():
         Sequential([ReLU()], (1, 0, 2))
     with pytest.raises(TypeError, match="non-empty list of minicnn layers"):
         Sequential([], (1, 2, 2))
-
-
-@pytest.mark.parametrize("content", [b"", b"hello", b"PK\x03\x04garbage"])
-def test_loading_a_file_that_is_not_ours(tmp_path, content):
-    path = tmp_path / "bad.npz"
-    path.write_bytes(content)
-    with pytest.raises(ValueError, match="not a minicnn model file"):
-        minicnn.load(path)
-
-
-def test_loading_an_npz_that_is_not_ours(tmp_path):
-    path = tmp_path / "other.npz"
-    np.savez(path, weights=np.zeros(3))
-    with pytest.raises(ValueError, match="not a minicnn model file"):
-        minicnn.load(path)
 
 
 @pytest.mark.parametrize("labels,match", [
