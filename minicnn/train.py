@@ -167,16 +167,21 @@ def build_model(args, comm=None):
     return model
 
 
+def training_images(args):
+    """How many training images the run will have (known before the data is read)."""
+    from .data import VALIDATION_SIZE, info
+    train = info(args.dataset).train_images - VALIDATION_SIZE
+    return min(args.train_limit or train, train)
+
+
 def check_batch_norm(args, model):
     """Batch norm needs more than one value per channel in every training batch."""
-    from .data import VALIDATION_SIZE, info
     from .nn.regularization import BatchNorm
     norms = [layer for layer in model.layers if isinstance(layer, BatchNorm)]
     if norms and args.batch_size == 1:
         fail(PROG, "--batch-size 1 with batch norm: the statistics of one sample are "
                    "meaningless; use a batch of at least 2")
-    train = info(args.dataset).train_images - VALIDATION_SIZE
-    images = min(args.train_limit or train, train)
+    images = training_images(args)
     if any(layer.per_unit for layer in norms) and images % args.batch_size == 1:
         fail(PROG, f"{images:,} training images in batches of {args.batch_size} leave a last "
                    "batch of one sample, which batch norm after a dense layer cannot normalise; "
@@ -189,9 +194,7 @@ def check_memory(args, model):
     import numpy as np
     from .data import VALIDATION_SIZE, info
     from .nn import memory
-    data = info(args.dataset)
-    train = data.train_images - VALIDATION_SIZE
-    kept = data.test_images + VALIDATION_SIZE + min(args.train_limit or train, train)
+    kept = info(args.dataset).test_images + VALIDATION_SIZE + training_images(args)
     parts = memory.training_estimate(
         model.layers, model.input_shape, args.batch_size, model.threads,
         optimizer_slots={"sgd": 0, "momentum": 1, "adam": 2}[args.optimizer],
@@ -295,7 +298,7 @@ def main(argv=None):
     except mpi.MPIError as exc:
         fail(PROG, str(exc))
     model = build_model(args, comm)
-    make_schedule(args, 1)                     # a bad --lr-schedule is said before the data
+    make_schedule(args, training_images(args))  # a bad --lr-schedule is said before the data
     ema = make_ema(args)
     board = None
     if comm.rank == 0:                         # rank 0 alone prints and writes

@@ -13,7 +13,7 @@ import numpy as np
 from . import cifar10, mnist
 from .files import DataError, data_root, dataset_dir, read_verified
 from .idx import IdxError, encode_idx, parse_idx, read_idx
-from .mnist import FILES, ensure_files
+from .mnist import FILES
 
 VALIDATION_SIZE = 5000
 
@@ -41,8 +41,8 @@ INFO = {
     cifar10.SYNTHETIC: DatasetInfo(cifar10.IMAGE_SHAPE, cifar10.CLASSES, cifar10.TRAIN_IMAGES,
                                    cifar10.TEST_IMAGES, _SHAPES),
 }
-_LOADERS = {"mnist": mnist.load, "fashion-mnist": mnist.load, "cifar10": cifar10.load,
-            cifar10.SYNTHETIC: cifar10.load}
+_MODULES = {"mnist": mnist, "fashion-mnist": mnist, "cifar10": cifar10,
+            cifar10.SYNTHETIC: cifar10}
 NAMES = tuple(INFO)
 
 
@@ -64,6 +64,13 @@ def info(name):
     return INFO[name]
 
 
+def ensure_files(name="mnist", data_dir=None, download=True, progress=True):
+    """Paths of the files of dataset ``name``, downloading the missing ones (DataError if
+    that fails; ValueError naming the known datasets for an unknown name)."""
+    info(name)
+    return _MODULES[name].ensure_files(name, data_dir, download, progress)
+
+
 def load_dataset(name="mnist", data_dir=None, download=True, progress=True,
                  validation_size=VALIDATION_SIZE, train_limit=None) -> Dataset:
     """Train / validation / test splits: the validation set is the last
@@ -72,7 +79,7 @@ def load_dataset(name="mnist", data_dir=None, download=True, progress=True,
     ``train_limit`` keeps only the first N training images (quick runs).  Raises DataError
     (or ValueError for an unknown name) with a message saying what to do."""
     info(name)
-    x, y, x_test, y_test = _LOADERS[name](name, data_dir, download, progress)
+    x, y, x_test, y_test = _MODULES[name].load(name, data_dir, download, progress)
     cut = len(x) - validation_size
     keep = min(cut, train_limit) if train_limit else cut
     return Dataset(Split(x[:keep], y[:keep]), Split(x[cut:], y[cut:]), Split(x_test, y_test))

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..results.files import atomic_open
-from .files import DataError, dataset_dir, download, read_verified, sha256
+from .files import DataError, dataset_dir, download as fetch, read_verified, sha256
 
 ARCHIVE = "cifar-10-binary.tar.gz"
 ARCHIVE_SHA256 = "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"
@@ -82,7 +82,7 @@ def _unpack(archive_bytes, folder):
 SYNTHETIC = "cifar10-synthetic"
 
 
-def ensure_files(name="cifar10", data_dir=None, download_missing=True, progress=True):
+def ensure_files(name="cifar10", data_dir=None, download=True, progress=True):
     """Paths of the six .bin files, fetching and unpacking the archive if any is missing."""
     folders = _folders(name, data_dir)
     paths = {f: p for f in FILES if (p := _find(f, folders)) is not None}
@@ -92,7 +92,7 @@ def ensure_files(name="cifar10", data_dir=None, download_missing=True, progress=
     if name == SYNTHETIC:
         raise DataError(f"{name}: missing {', '.join(missing)} in {folders[1]}/; make them with "
                         f"python benchmarks/synthetic_cifar.py --data-dir {folders[1].parent}")
-    if not download_missing:
+    if not download:
         raise DataError(f"{name}: missing {', '.join(missing)} in {folders[0]}/")
     archive = folders[1] / ARCHIVE
     errors = []
@@ -100,7 +100,7 @@ def ensure_files(name="cifar10", data_dir=None, download_missing=True, progress=
         if archive.is_file():
             break
         try:
-            download(mirror + ARCHIVE, archive, None, progress)
+            fetch(mirror + ARCHIVE, archive, None, progress)
         except Exception as exc:          # network or HTTP: the next mirror
             errors.append(f"{mirror}{ARCHIVE}: {exc}")
     if not archive.is_file():
@@ -136,9 +136,9 @@ def parse_records(data, name):
     return records[:, 1:].reshape(-1, *IMAGE_SHAPE), labels
 
 
-def load_uint8(name="cifar10", data_dir=None, download_missing=True, progress=True):
+def load_uint8(name="cifar10", data_dir=None, download=True, progress=True):
     """(train images, train labels, test images, test labels), images as uint8."""
-    paths = ensure_files(name, data_dir, download_missing, progress)
+    paths = ensure_files(name, data_dir, download, progress)
     sums = {} if name == SYNTHETIC else SHA256
     parts = [parse_records(read_verified(p, sums.get(p.name)), str(p)) for p in paths]
     train, test = parts[:len(TRAIN_FILES)], parts[len(TRAIN_FILES):]
@@ -146,7 +146,7 @@ def load_uint8(name="cifar10", data_dir=None, download_missing=True, progress=Tr
             np.concatenate([p[0] for p in test]), np.concatenate([p[1] for p in test]))
 
 
-def load(name="cifar10", data_dir=None, download_missing=True, progress=True):
+def load(name="cifar10", data_dir=None, download=True, progress=True):
     """As load_uint8, the images as float32 in [0, 1]."""
-    x, y, x_test, y_test = load_uint8(name, data_dir, download_missing, progress)
+    x, y, x_test, y_test = load_uint8(name, data_dir, download, progress)
     return x.astype(np.float32) / 255, y, x_test.astype(np.float32) / 255, y_test
