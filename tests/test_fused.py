@@ -1,5 +1,8 @@
-"""Every fused kernel a backend provides (Backend.fused) against the reference composition it
-replaces, and a model's fused plan against the same model run layer by layer."""
+"""Every fused convolution kernel a backend provides (Backend.fused, "<pattern>/<algorithm>")
+against the reference composition it replaces, forward and backward, where it applies;
+ops.resolve falling back to the reference where it does not; and a model's fused plan
+against the same model run layer by layer.  The fused loss and optimizer updates against
+their references: test_kernels.py."""
 import numpy as np
 import pytest
 
@@ -15,8 +18,8 @@ REF = get_backend("numpy")
 TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-10, atol=1e-12)}
 
 
-def fused_entries(kind):
-    """pytest params (backend, op name) for every fused entry of every backend."""
+def fused_convolutions():
+    """pytest params (backend, op name) for every fused convolution of every backend."""
     params = []
     for p in ALL_BACKENDS:
         name, marks = (p, ()) if isinstance(p, str) else (p.values[0], p.marks)
@@ -25,7 +28,7 @@ def fused_entries(kind):
         except Exception:       # cupy where it cannot run: one skipped placeholder
             names = ["(unavailable)"]
         params += [pytest.param(name, op, marks=marks, id=f"{name}-{op}")
-                   for op in names if ("/" in op) == (kind == "conv") or op.startswith("(")]
+                   for op in names if "/" in op or op.startswith("(")]
     return params
 
 
@@ -42,7 +45,7 @@ def conv_static(pattern, g):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", CONV_CASES, ids=case_id)
-@pytest.mark.parametrize("backend_name,op", fused_entries("conv"))
+@pytest.mark.parametrize("backend_name,op", fused_convolutions())
 def test_fused_convolution_matches_the_reference(backend_name, op, case, dtype, rng):
     b = get_backend(backend_name)
     pattern, algorithm = op.split("/")
@@ -70,33 +73,16 @@ def test_fused_convolution_matches_the_reference(backend_name, op, case, dtype, 
                 agree(b.to_numpy(g_got), g_want, dtype, f"{op} {name}")
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("backend_name,op", fused_entries("other"))
-def test_fused_kernels_match_the_reference(backend_name, op, dtype, rng):
-    b = get_backend(backend_name)
-    kernel, reference = b.fused[op], ops.reference_of(op)
-    if op == "softmax_cross_entropy":
-        n, k = 2 * 256 + 3, 10
-        logits = (rng.standard_normal((n, k)) * 5).astype(dtype)
-        labels = rng.integers(0, k, n)
-        for total in (None, 3 * n):
-            loss, d = kernel(b.asarray(logits), b.asarray(labels), b, total)
-            want_loss, want_d = reference(logits, labels, REF, total)
-            assert loss == pytest.approx(want_loss, rel=TOL[dtype]["rtol"])
-            agree(b.to_numpy(d), want_d, dtype, op)
-        return
-    size = 3 * 256 + 5
-    arrays = [rng.standard_normal(size).astype(dtype) for _ in range(4)]
-    arrays[3] = np.abs(arrays[3])            # Adam's second moment is never negative
-    scalars = {"sgd_update": (0.1,), "momentum_update": (0.1, 0.9),
-               "adam_update": (0.01, 0.9, 0.999, 1e-8)}[op]
-    count = {"sgd_update": 2, "momentum_update": 3, "adam_update": 4}[op]
-    mine = [b.asarray(a.copy()) for a in arrays[:count]]
-    theirs = [a.copy() for a in arrays[:count]]
-    kernel(*mine, *scalars, b)
-    reference(*theirs, *scalars, REF)
-    for i, (got, want) in enumerate(zip(mine, theirs)):
-        agree(b.to_numpy(got), want, dtype, f"{op} argument {i}")
+def test_resolve_falls_back_to_the_reference_where_a_fused_kernel_does_not_apply():
+    """Numba's fused conv+ReLU+pool through im2col runs stride 1 only; a stride-2 convolution
+    gets the reference composition."""
+    name, numba = "conv_relu_pool/im2col", get_backend("numba")
+    fused = numba.fused[name]
+    stride1 = window(8, 8, (3, 3), (1, 1), "same")
+    stride2 = window(8, 8, (3, 3), (2, 2), "same")
+    assert ops.resolve(name, numba, stride1) is fused
+    assert ops.resolve(name, numba, stride2) is ops.REFERENCE[name]
+    assert ops.resolve(name, numba) is fused
 
 
 def lab_like(algorithm="auto"):

@@ -1,8 +1,9 @@
 """Every backend kernel against the NumPy reference: (C, N, H, W) images of odd shapes,
 sizes that are not multiples of the block size, float32 and float64.  Runs the CUDA
 sources on the CPU through cudasim (also with a tiny grid, so every grid-stride loop
-iterates), on Numba, and on a GPU where there is one; then the launch checks and the
-fused loss and updates of the CUDA backends against their references in minicnn.ops."""
+iterates), on Numba, and on a GPU where there is one; then the launch checks; then every
+fused loss and optimizer update a backend provides (Backend.fused: Numba's and the CUDA
+backends') against its reference in minicnn.ops.  The fused convolutions: test_fused.py."""
 import numpy as np
 import pytest
 
@@ -36,11 +37,6 @@ def small_grid(request, monkeypatch):
 @pytest.fixture(params=["numba", "cudasim", "cudasim-3-blocks",
                         *gpu_params("cupy", "cupy-3-blocks")])
 def kernel_backend(request, monkeypatch):
-    return small_grid(request, monkeypatch)
-
-
-@pytest.fixture(params=["cudasim", "cudasim-3-blocks", *gpu_params("cupy", "cupy-3-blocks")])
-def cuda_backend(request, monkeypatch):
     return small_grid(request, monkeypatch)
 
 
@@ -146,12 +142,28 @@ def test_backend_kernels_refuse_a_wrongly_shaped_output():
         b.im2col(np.zeros((2, 1, 5, 5)), g, np.zeros((9, 9)))
 
 
-# -- the fused loss and updates of the CUDA backends ----------------------------------
+# -- the fused loss and updates ---------------------------------------------------------
+UPDATES = {   # op name -> (number of state buffers, hyper-parameters)
+    "sgd_update": (0, (0.1,)),
+    "momentum_update": (1, (0.1, 0.9)),
+    "adam_update": (2, (0.01, 0.9, 0.999, 1e-3)),
+}
+
+
+def test_every_fused_loss_and_update_is_tested_here(kernel_backend):
+    """Backend.fused entries that are one kernel, not a forward/backward OpPair (those are
+    layer ops, tested with their layers: the convolutions in test_fused.py, LRN in
+    test_normalization.py): each must be one the tests below compare with its reference, so
+    a new one cannot go untested."""
+    kernels = {op for op, k in kernel_backend.fused.items() if not isinstance(k, ops.OpPair)}
+    assert kernels and kernels <= {"softmax_cross_entropy", *UPDATES}
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n,k,total", [(1, 10, None), (3, 2, None), (2 * THREADS + 3, 10, None),
                                        (2 * THREADS + 3, 10, 1000)])
-def test_fused_softmax_cross_entropy(cuda_backend, rng, n, k, total, dtype):
-    b = cuda_backend
+def test_fused_softmax_cross_entropy(kernel_backend, rng, n, k, total, dtype):
+    b = kernel_backend
     logits = (rng.standard_normal((n, k)) * 5).astype(dtype)
     labels = rng.integers(0, k, n)
     loss, d = b.fused["softmax_cross_entropy"](b.asarray(logits), b.asarray(labels), b, total)
@@ -161,8 +173,8 @@ def test_fused_softmax_cross_entropy(cuda_backend, rng, n, k, total, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_fused_softmax_cross_entropy_propagates_nan(cuda_backend, rng, dtype):
-    b = cuda_backend
+def test_fused_softmax_cross_entropy_propagates_nan(kernel_backend, rng, dtype):
+    b = kernel_backend
     logits = rng.standard_normal((5, 4)).astype(dtype)
     logits[2, 3] = np.nan            # not in column 0: the row maximum must still become NaN
     labels = np.array([0, 1, 2, 3, 0])
@@ -172,17 +184,10 @@ def test_fused_softmax_cross_entropy_propagates_nan(cuda_backend, rng, dtype):
     assert np.isnan(d[2]).all() and not np.isnan(np.delete(d, 2, axis=0)).any()
 
 
-UPDATES = {   # op name -> (number of state buffers, hyper-parameters)
-    "sgd_update": (0, (0.1,)),
-    "momentum_update": (1, (0.1, 0.9)),
-    "adam_update": (2, (0.01, 0.9, 0.999, 1e-3)),
-}
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("op", UPDATES)
-def test_fused_updates(cuda_backend, rng, op, dtype):
-    b = cuda_backend
+def test_fused_updates(kernel_backend, rng, op, dtype):
+    b = kernel_backend
     n_state, hyper = UPDATES[op]
     size = THREADS * 5 + 7
     p, g, *state = (rng.standard_normal(size).astype(dtype) for _ in range(2 + n_state))

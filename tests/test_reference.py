@@ -1,10 +1,14 @@
-"""im2col convolution and max-pool against naive loops, forward and backward, every backend."""
+"""The reference ops of minicnn.ops on every backend: im2col convolution, max-pool and softmax
+cross-entropy against the naive loops of reference.py, forward and backward; the window
+geometry ('same' as TensorFlow pads); pool ties and padding; need_dx=False; the layout
+conversions and flatten.  The fused kernels against these references: test_fused.py."""
 import numpy as np
 import pytest
 
 import reference
 from conftest import cnhw, nchw
 from minicnn import ops
+from minicnn.backend import get_backend
 from minicnn.ops.geometry import window
 from shapes import CONV_CASES, POOL_CASES, case_id
 
@@ -148,3 +152,40 @@ def test_padding_never_wins_even_over_minus_infinity(backend):
     assert argmax.min() >= 0 and argmax.max() < 9
     dx = backend.to_numpy(ops.maxpool_backward(backend.asarray(np.ones((2, 1, 3, 3))), cache))
     assert dx[0].sum() == 9 and dx[1].sum() == 9      # every gradient stays in its own plane
+
+
+# -- need_dx, the layout and flatten (on numba: the reference ops with its kernels) ----------
+NUMBA = get_backend("numba")
+
+
+def test_need_dx_false_returns_no_dx():
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 2, 3, 3)), np.zeros(4)
+    g = window(6, 6, (3, 3), (1, 1), "same")
+    pool_g = window(6, 6, (2, 2), (2, 2), "valid")
+    dy = rng.standard_normal((4, 3, 6, 6))
+    for forward, backward, static, grad in [
+            (ops.conv2d_forward, ops.conv2d_backward, (g,), dy),
+            (ops.conv_relu_forward, ops.conv_relu_backward, (g,), dy),
+            (ops.conv_relu_pool_forward, ops.conv_relu_pool_backward, (g, pool_g),
+             dy[:, :, :3, :3])]:
+        _, cache = forward(x, w, b, *static, NUMBA)
+        assert backward(grad, cache, False)[0] is None
+    _, cache = ops.dense_forward(rng.standard_normal((3, 8)), rng.standard_normal((8, 5)),
+                                 np.zeros(5), NUMBA)
+    assert ops.dense_backward(rng.standard_normal((3, 5)), cache, False)[0] is None
+
+
+def test_layout_conversions_are_free_with_one_channel_and_skip_other_shapes():
+    x = np.random.default_rng(0).standard_normal((5, 1, 4, 4))
+    for convert in (ops.to_internal, ops.to_public):
+        assert np.shares_memory(convert(x, NUMBA), x)
+        flat = x.reshape(5, 16)
+        assert convert(flat, NUMBA) is flat
+
+
+def test_flatten_backward_restores_a_three_dimensional_input():
+    x = np.arange(24.0).reshape(2, 3, 4)
+    y, cache = ops.flatten_forward(x, NUMBA)
+    assert y.shape == (2, 12)
+    np.testing.assert_array_equal(ops.flatten_backward(y, cache), x)

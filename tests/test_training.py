@@ -1,13 +1,23 @@
-"""The numbers a user reads: fit's per-epoch loss and accuracy, evaluate, the order of the
-samples and their labels.  No MNIST needed: fake data with each sample's index in its first
-pixel, so every batch can be checked image by image."""
+"""The training loop (nn/fit.py) and the numbers a user reads: fit's per-epoch loss and
+accuracy, evaluate, the order of the samples and their labels, the progress line, the epoch
+timings, a NaN loss and the divergence rule's defaults (how NaN travels through the ops:
+test_nan.py).  No MNIST needed: with a real model, fake data with each sample's index in its
+first pixel, so every batch can be checked image by image; with a stub model (train_step's
+loss the mean label of its batch, a clock that advances by hand), every number the loop
+reports can be worked out by hand."""
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
 import minicnn
+from minicnn.backend import get_backend
 from minicnn.data import Dataset, Split
-from minicnn.nn.fit import fit
+from minicnn.nn import fit as fit_module
+from minicnn.nn.fit import DivergenceCheck, NonFiniteLoss, fit, train_epoch
+from minicnn.parallel.shards import SingleProcess
 
+# -- a real model on indexed data --------------------------------------------------------
 N_TRAIN, N_VAL = 53, 11            # 53 = 5 batches of 10 and a short one of 3
 
 
@@ -121,3 +131,118 @@ def test_fit_refuses_an_empty_training_split():
     empty = Dataset(Split(x[:0], y[:0]), Split(x, y), Split(x, y))
     with pytest.raises(ValueError, match="^fit: the training split is empty"):
         fit(minicnn.lab_model(2, backend="numpy"), minicnn.SGD(0.1), empty, 1, 10)
+
+
+# -- the loop itself, on a stub model -----------------------------------------------------
+class StubModel:
+    """What fit and train_epoch use of a model.  train_step's loss is the mean label of its
+    batch and its hits the even labels, so every number the loop reports can be worked out by
+    hand; the clock, when given, advances 1 s per training step and 0.25 s per evaluation."""
+    dtype = "float32"
+
+    def __init__(self, clock=None, nan_at=None):
+        self.backend, self.comm = get_backend("numpy"), SingleProcess()
+        self.clock, self.nan_at, self.batches = clock, nan_at, []
+        self.steps_taken = 0
+
+    def train_step(self, x, y, optimizer):
+        self.batches.append((x, y, np.array(x), np.array(y)))
+        self.steps_taken += 1
+        if self.clock:
+            self.clock.now += 1.0
+        if len(self.batches) == self.nan_at:
+            return float("nan"), 0
+        return float(y.mean()), int((y % 2 == 0).sum())
+
+    def evaluate(self, x, y):
+        if self.clock:
+            self.clock.now += 0.25
+        return 0.5, 0.25
+
+    def orders(self, steps):
+        labels = [b[3] for b in self.batches]
+        return [np.concatenate(labels[i:i + steps]) for i in range(0, len(labels), steps)]
+
+
+OPTIMIZER = SimpleNamespace(lr=0.5)      # the stub does not step it; fit reports its lr
+
+
+def stub_data(n=10):
+    """Images whose every pixel is the sample's index, labels equal to the index."""
+    x = np.repeat(np.arange(n, dtype=np.float32), 4).reshape(n, 1, 2, 2)
+    y = np.arange(n)
+    return Dataset(Split(x, y), Split(x[:3], y[:3]), Split(x[:3], y[:3]))
+
+
+def test_the_progress_line_reports_the_running_per_sample_mean():
+    """on_batch(epoch, done, total, running loss): epoch 1 by default, steps counted from 1,
+    and the running loss the mean over every sample seen so far (a short last batch too)."""
+    data, model, calls = stub_data(10), StubModel(), []
+    order = np.array([3, 9, 0, 7, 1, 8, 2, 6, 4, 5])
+    loss, accuracy = train_epoch(model, OPTIMIZER, data.train.x, data.train.y, 4, order,
+                                 on_batch=lambda *args: calls.append(args))
+    seen = [order[:4], order[:8], order]
+    assert [c[:3] for c in calls] == [(1, 1, 3), (1, 2, 3), (1, 3, 3)]
+    assert [c[3] for c in calls] == pytest.approx([s.mean() for s in seen], rel=1e-12)
+    assert (loss, accuracy) == pytest.approx((4.5, 0.5), rel=1e-12)
+
+
+def test_batches_reuse_their_buffers_and_keep_images_with_their_labels():
+    """train_epoch takes every full batch into the same two buffers (no allocation per step)."""
+    data, model = stub_data(10), StubModel()
+    train_epoch(model, OPTIMIZER, data.train.x, data.train.y, 3, np.arange(10)[::-1])
+    full = model.batches[:3]
+    assert all(x is full[0][0] and y is full[0][1] for x, y, _, _ in full)
+    for _, _, images, labels in model.batches:
+        np.testing.assert_array_equal(images[:, 0, 0, 0], labels)
+
+
+def test_a_nan_loss_names_its_epoch_and_step():
+    data, model = stub_data(10), StubModel(nan_at=3)
+    with pytest.raises(NonFiniteLoss, match=r"^the loss became nan in epoch 1, step 3$"):
+        train_epoch(model, OPTIMIZER, data.train.x, data.train.y, 2, np.arange(10))
+
+
+def test_fit_runs_the_epochs_asked_for_with_the_default_seed_0():
+    data, default, seeded = stub_data(10), StubModel(), StubModel()
+    calls = []
+    history = fit(default, OPTIMIZER, data, epochs=2, batch_size=4,
+                  on_batch=lambda *args: calls.append(args[:3]))
+    fit(seeded, OPTIMIZER, data, epochs=2, batch_size=4, seed=0)
+    assert [h.epoch for h in history] == [1, 2] and len(default.batches) == 6
+    assert calls == [(e, s, 3) for e in (1, 2) for s in (1, 2, 3)]
+    # another seed, other orders: test_the_same_seed_gives_the_same_orders_and_numbers
+    assert all(np.array_equal(a, b) for a, b in zip(default.orders(3), seeded.orders(3)))
+
+
+def test_fit_reports_epoch_times_without_the_time_spent_reporting(monkeypatch):
+    """3 steps of 1 s and an evaluation of 0.25 s per epoch; on_epoch takes 100 s, which
+    ``elapsed`` leaves out."""
+    clock = SimpleNamespace(now=1000.0)
+    monkeypatch.setattr(fit_module, "time", SimpleNamespace(perf_counter=lambda: clock.now))
+    reported = []
+
+    def on_epoch(stats):
+        reported.append(stats)
+        clock.now += 100.0
+
+    history = fit(StubModel(clock), OPTIMIZER, stub_data(10), epochs=2, batch_size=4,
+                  on_epoch=on_epoch)
+    assert reported == history
+    assert [(h.epoch, h.train_seconds, h.seconds, h.elapsed) for h in history] == [
+        (1, 3.0, 3.25, 3.25), (2, 3.0, 3.25, 6.5)]
+    assert [(h.train_loss, h.train_accuracy, h.val_loss, h.val_accuracy)
+            for h in history] == [(4.5, 0.5, 0.5, 0.25)] * 2
+
+
+def test_the_default_divergence_rule_is_ten_times_the_first_loss_over_ten_batches():
+    check = DivergenceCheck()
+    check(1.0, 1, 1)
+    for step in range(2, 11):                # the first loss is still in the window of 10
+        check(10.5, 1, step)
+    with pytest.raises(NonFiniteLoss, match=r"grew from 1 to 10\.5 \(mean of the last 10 "
+                                            r"batches\) by epoch 1, step 11$"):
+        check(10.5, 1, 11)
+    boundary = DivergenceCheck()
+    boundary(1.0, 1, 1)
+    boundary(19.0, 1, 2)                     # the mean is exactly 10 times the start: no stop

@@ -1,0 +1,94 @@
+"""The workspace's promises (ops/workspace.py), op by op: a float32 op keeps float32 outputs
+and buffers (no float64 temporary), and an op called again with its warm workspace returns
+the same buffers and allocates nothing.  The ops run on the numba backend: the reference
+ops of minicnn.ops with that backend's kernels, which allocate nothing of their own.  The
+same promises for a Winograd step: test_winograd.py; for an optimizer step: test_optim.py."""
+import numpy as np
+import pytest
+
+from conftest import NO_ALLOCATION, traced_peak
+from minicnn import ops
+from minicnn.backend import get_backend
+from minicnn.ops.geometry import window
+from minicnn.ops.workspace import Workspace
+
+NUMBA = get_backend("numba")
+
+
+def op_cases(dtype):
+    """name -> (call(ws) -> tuple of every array the op returns), on the numba backend: the
+    reference ops of minicnn.ops with the backend's kernels (which allocate nothing)."""
+    rng = np.random.default_rng(0)
+
+    def arr(*shape):
+        return rng.standard_normal(shape).astype(dtype)
+
+    x = arr(4, 64, 32, 32)                                  # (C, N, H, W)
+    xc, w, b = arr(4, 16, 20, 20), arr(8, 4, 3, 3), arr(8)  # smaller for the convolutions
+    g = window(20, 20, (3, 3), (1, 1), "valid")
+    pool_g, plain_pool_g = window(18, 18, (2, 2), (2, 2), "valid"), window(32, 32, (2, 2),
+                                                                           (2, 2), "valid")
+    dy_conv, dy_pool, dy_plain_pool = arr(8, 16, 18, 18), arr(8, 16, 9, 9), arr(4, 64, 16, 16)
+    d, dw, db, dy_dense = arr(256, 1024), arr(1024, 64), arr(64), arr(256, 64)
+    logits, labels = arr(4096, 16), rng.integers(0, 16, 4096)
+    flat_dy = arr(64, 4 * 32 * 32)
+
+    def fwd_bwd(forward, backward, dy, *backward_args):
+        def call(ws):
+            y, cache = forward(ws)
+            return (y, *_as_tuple(backward(dy, cache, *backward_args, ws.part("backward"))))
+        return call
+
+    return {
+        "relu": fwd_bwd(lambda ws: ops.relu_forward(x, NUMBA, ws), ops.relu_backward, x),
+        "sigmoid": fwd_bwd(lambda ws: ops.sigmoid_forward(x, NUMBA, ws), ops.sigmoid_backward,
+                           x),
+        "conv2d": fwd_bwd(lambda ws: ops.conv2d_forward(xc, w, b, g, NUMBA, ws),
+                          ops.conv2d_backward, dy_conv, True),
+        "conv_relu": fwd_bwd(lambda ws: ops.conv_relu_forward(xc, w, b, g, NUMBA, ws),
+                             ops.conv_relu_backward, dy_conv, True),
+        "conv_relu_pool": fwd_bwd(
+            lambda ws: ops.conv_relu_pool_forward(xc, w, b, g, pool_g, NUMBA, ws),
+            ops.conv_relu_pool_backward, dy_pool, True),
+        "maxpool": fwd_bwd(lambda ws: ops.maxpool_forward(x, plain_pool_g, NUMBA, ws),
+                           ops.maxpool_backward, dy_plain_pool),
+        "dense": fwd_bwd(lambda ws: ops.dense_forward(d, dw, db, NUMBA, ws),
+                         ops.dense_backward, dy_dense, True),
+        "flatten": fwd_bwd(lambda ws: ops.flatten_forward(x, NUMBA, ws), ops.flatten_backward,
+                           flat_dy),
+        "to_internal": lambda ws: (ops.to_internal(x, NUMBA, ws),),
+        "to_public": lambda ws: (ops.to_public(x, NUMBA, ws),),
+        "softmax_cross_entropy": lambda ws: ops.softmax_cross_entropy(logits, labels, NUMBA,
+                                                                      None, ws)[1:],
+    }
+
+
+def _as_tuple(result):
+    return result if isinstance(result, tuple) else (result,)
+
+
+def buffers(ws):
+    yield from ws._buffers.values()
+    for part in ws._parts.values():
+        yield from buffers(part)
+
+
+@pytest.mark.parametrize("name", sorted(op_cases(np.float32)))
+def test_float32_ops_keep_float32_outputs_and_buffers(name):
+    ws = Workspace(np)
+    outputs = op_cases(np.float32)[name](ws)
+    assert {a.dtype for a in outputs if a is not None} == {np.dtype(np.float32)}
+    assert not [a.shape for a in buffers(ws) if a.dtype == np.float64]
+
+
+# softmax_cross_entropy allocates exp(z) once per call by design: its allocations are left to
+# the identity check.
+@pytest.mark.parametrize("name", sorted(op_cases(np.float32)))
+def test_a_warm_workspace_gives_the_same_buffers_and_allocates_nothing(name):
+    """Workspace's promise: once the first batch has run, nothing is allocated."""
+    call, ws = op_cases(np.float32)[name], Workspace(np)
+    first = call(ws)
+    peak, second = traced_peak(lambda: call(ws))
+    assert all(np.shares_memory(a, b) for a, b in zip(first, second))
+    if name != "softmax_cross_entropy":
+        assert peak < NO_ALLOCATION
