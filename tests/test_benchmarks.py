@@ -1,25 +1,23 @@
-"""The benchmark scripts run end to end on a tiny subset and write consistent files."""
+"""The benchmark scripts (benchmarks/) run end to end on a tiny subset and write consistent
+files; a bad flag is one line."""
 import csv
 import json
 import os
-import subprocess
-import sys
+import re
 from pathlib import Path
 
 import pytest
 
 import minicnn
 
-from conftest import REAL_ROOT, needs_mnist
+from conftest import assert_one_line_error, needs_mnist, run_python
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def run(script, *args):
-    env = dict(os.environ, MINICNN_DATA=REAL_ROOT or "")
-    return subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True,
-                          text=True, env=env, timeout=900)
+def run(script, *args, data=True):
+    return run_python(BENCH / script, *args, data=data, timeout=900)
 
 
 def read_csv(path):
@@ -87,9 +85,7 @@ def test_runtime_study_says_why_the_gpu_series_is_missing(tmp_path):
     ("epoch.py", ["--frameworks", "jax"], "--frameworks: use pytorch, tensorflow"),
 ])
 def test_bad_flags_are_one_line(script, args, match):
-    result = run(script, *args)
-    assert result.returncode == 2 and match in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert_one_line_error(run(script, *args, data=False), re.escape(match))
 
 
 def test_epoch_benchmark_runs(tmp_path):

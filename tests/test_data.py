@@ -156,9 +156,6 @@ def test_an_unknown_dataset_lists_the_known_ones(tmp_path):
         load_dataset("nope", tmp_path, download=False)
 
 
-@pytest.mark.xfail(strict=True, raises=KeyError,
-                   reason="source bug: minicnn/data/mnist.py:55 indexes DATASETS[name] "
-                          "before any check, so ensure_files('nope') is a bare KeyError")
 def test_ensure_files_of_an_unknown_dataset_lists_the_known_ones(tmp_path):
     with pytest.raises(ValueError, match=UNKNOWN):
         ensure_files("nope", tmp_path, download=False)

@@ -1,4 +1,6 @@
-"""Data-parallel training over MPI: mpiexec -n 2 gives the single-process numbers."""
+"""Data-parallel training over MPI (parallel/mpi.py): mpiexec -n 2 gives the single-process
+numbers, only rank 0 of python -m minicnn.train prints and writes, a launch without mpi4py
+is one line, and without a launcher nothing changes."""
 import os
 import runpy
 import shutil
@@ -12,7 +14,7 @@ import pytest
 from minicnn.parallel import mpi
 from minicnn.parallel.shards import SingleProcess
 
-from conftest import REAL_ROOT, needs_mnist
+from conftest import REAL_ROOT, assert_one_line_error, needs_mnist, run_python
 
 
 def _mpiexec():
@@ -106,13 +108,10 @@ def test_cli_under_mpiexec_only_rank_0_prints_and_writes(tmp_path):
 def test_launch_without_mpi4py_is_one_line():
     code = ("import sys; sys.modules['mpi4py'] = None; from minicnn.train import main; "
             "sys.exit(main(['--epochs', '1']))")
-    env = dict(os.environ, PMI_SIZE="2", PMI_RANK="0")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env=env, timeout=60)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "mpi4py" in lines[0] and "PMI_SIZE=2" in lines[0], result.stderr
-    assert "minicnn[mpi]" in lines[0]
+    result = run_python("-c", code, env={"PMI_SIZE": "2", "PMI_RANK": "0"}, data=False,
+                        timeout=60)
+    line = assert_one_line_error(result, "mpi4py")
+    assert "PMI_SIZE=2" in line and "minicnn[mpi]" in line
 
 
 def test_without_a_launcher_nothing_changes(monkeypatch):

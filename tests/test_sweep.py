@@ -1,11 +1,11 @@
-"""Sweeps on Dask distributed: the same numbers as a sequential run, resuming, a killed
-worker's trial retried, and one-line errors."""
+"""Sweeps (python -m minicnn.sweep and minicnn/sweeps/) on Dask distributed: the same numbers
+as a sequential run, resuming, a killed worker's trial retried, a trial's warm-up, and
+one-line errors."""
 import json
 import os
+import re
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 
@@ -17,16 +17,13 @@ from minicnn.sweeps.cluster import Cluster
 from minicnn.sweeps.points import Points, run_points
 from minicnn.sweeps.trial import run_trial, trial
 
-from conftest import REAL_ROOT, gpu_params, needs_mnist
+from conftest import REAL_ROOT, assert_one_line_error, gpu_params, needs_mnist, run_module
 
 TIMING = ("seconds", "elapsed", "train_seconds")
 
 
-def run_cli(*args, timeout=300):
-    env = dict(os.environ, MINICNN_DATA=REAL_ROOT or "")
-    env.pop("DASK_SCHEDULER_ADDRESS", None)
-    return subprocess.run([sys.executable, "-m", "minicnn.sweep", *args], capture_output=True,
-                          text=True, env=env, timeout=timeout)
+def run_cli(*args, timeout=300, data=True):
+    return run_module("minicnn.sweep", *args, timeout=timeout, data=data)
 
 
 def numbers(result):
@@ -124,10 +121,9 @@ def test_an_unreachable_scheduler_fails_fast_in_one_line():
     with socket.socket() as s:                       # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    result = run_cli("--scheduler", f"tcp://127.0.0.1:{port}", "--epochs", "1", timeout=60)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "cannot reach the Dask scheduler" in lines[0], result.stderr
+    result = run_cli("--scheduler", f"tcp://127.0.0.1:{port}", "--epochs", "1", timeout=60,
+                     data=False)
+    assert_one_line_error(result, "cannot reach the Dask scheduler")
 
 
 @pytest.mark.parametrize("args,match", [
@@ -136,9 +132,7 @@ def test_an_unreachable_scheduler_fails_fast_in_one_line():
     (["--backend", "tpu"], "unknown backend 'tpu'"),
 ])
 def test_bad_flags_are_one_line(args, match):
-    result = run_cli(*args, timeout=60)
-    assert result.returncode == 2 and match in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert_one_line_error(run_cli(*args, timeout=60, data=False), re.escape(match))
 
 
 @needs_mnist
