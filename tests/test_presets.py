@@ -8,14 +8,13 @@ printing each preset with its count; and the presets' training defaults applying
 flag overrides them (build_parser + apply_defaults).
 """
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import minicnn
 import minicnn.train
+from conftest import run_module
 from minicnn.nn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid
 from minicnn.nn.model import Sequential
 from minicnn.nn.presets import PRESETS
@@ -158,8 +157,7 @@ def test_keras_models_use_sigmoid_dense_layers():
 
 # -- the command line ----------------------------------------------------------------------------
 def test_arch_list_prints_every_preset_with_its_count():
-    result = subprocess.run([sys.executable, "-m", "minicnn.train", "--arch", "list"],
-                            capture_output=True, text=True, timeout=120)
+    result = run_module("minicnn.train", "--arch", "list", data=False, timeout=120)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     for name, count in COUNTS.items():
