@@ -12,21 +12,19 @@ shapes, the backend, the schedule) is checked before the data is read.
 """
 import argparse
 import shlex
+import signal
 import sys
 
-from .cli import (ArgumentParser, add_backend_flag, add_training_flags, fail, load_data,
-                  positive_float, positive_int, resolve_backend, seed)
+from .cli import (ArgumentParser, add_backend_flag, add_training_flags, fail, positive_float,
+                  positive_int, seed)
 from .nn import spec as arch_spec
 from .nn.layers import CONV_ALGORITHMS
 from .results.run_log import Progress, epoch_line, summary_lines, write_outputs
 from .results.tensorboard import SAMPLE
-
-PROG = "python -m minicnn.train"
+from .run_setup import (PROG, apply_defaults, build_model, list_presets, make_ema,
+                        make_optimizer, make_schedule, open_tensorboard, prepare_output,
+                        read_data, training_images)
 OPTIMIZERS = ("sgd", "momentum", "adam")
-# What a run uses when neither the flags nor the --arch preset say (see apply_defaults).
-DEFAULTS = {"epochs": 10, "lr": 0.1, "batch_size": 50, "dataset": "mnist",
-            "lr_schedule": "constant", "ema": None, "optimizer": "sgd", "crop": None,
-            "augment": False}
 
 
 def build_parser():
@@ -81,188 +79,96 @@ def build_parser():
     return p
 
 
-def apply_defaults(args):
-    """Fill the settings not given on the command line: the preset's, else DEFAULTS."""
-    from .nn.presets import PRESETS
-    preset = PRESETS.get(args.arch.strip().lower())
-    for key, value in {**DEFAULTS, **(preset.defaults if preset else {})}.items():
-        if getattr(args, key, None) is None:
-            setattr(args, key, value)
-    return args
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a cluster scheduler, timeout): stopped like Ctrl-C, exit status 143."""
 
 
-def list_presets():
-    from .nn.model import Sequential
-    from .nn.presets import PRESETS
-    print(f"{'preset':20s} {'input':12s} {'parameters':>11s}  description")
-    for name, preset in PRESETS.items():
-        model = Sequential(preset.layers(), preset.input_shape)
-        shape = "x".join(map(str, preset.input_shape))
-        print(f"{name:20s} {shape:12s} {model.num_params():11,d}  {preset.description}")
-    print("\nA preset brings its source's training settings (flags given win): "
-          + "; ".join(f"{n}: {', '.join(f'{k}={v}' for k, v in p.defaults.items())}"
-                      for n, p in PRESETS.items() if p.defaults))
+class Signals:
+    """Ctrl-C (SIGINT) and SIGTERM stop a run between two training steps, never inside one:
+    an exception raised by a signal handler in the middle of a Numba kernel's call would
+    come out of Numba as a SystemError.  Outside the training loop they stop at once."""
 
+    def __init__(self):
+        self.pending, self.training, self._previous = None, False, {}
 
-def make_schedule(args, images):
-    """The learning-rate schedule of the flags over ``images`` training images, or a
-    one-line exit 2."""
-    from .nn.schedules import ScheduleError, parse_schedule
-    try:
-        return parse_schedule(args.lr_schedule, args.lr, images / args.batch_size, args.epochs)
-    except ScheduleError as exc:
-        fail(PROG, str(exc))
+    def __enter__(self):
+        import threading
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
 
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
-def make_ema(args):
-    from .nn.ema import WeightAverage
-    if args.ema is None:
-        return None
-    try:
-        return WeightAverage(args.ema)
-    except ValueError as exc:
-        fail(PROG, str(exc))
-
-
-def make_optimizer(name, lr):
-    from .nn.optim import SGD, Adam
-    return {"sgd": lambda: SGD(lr), "momentum": lambda: SGD(lr, momentum=0.9),
-            "adam": lambda: Adam(lr)}[name]()
-
-
-def build_model(args, comm=None):
-    """The model the flags describe, on its backend, checked to fit in memory for the whole
-    run; any problem is a one-line exit 2.  ``comm``: the communicator of a run over several
-    processes (parallel/mpi.py)."""
-    from .data import info
-    from .nn.memory import NotEnoughMemory
-    from .nn.model import Sequential
-    from .parallel.threads import configure
-    from .data.augment import check_crop
-    shape = info(args.dataset).shape
-    try:
-        check_crop(args.crop, shape)
-        layers = arch_spec.parse_arch(args.arch, args.filters, args.units,
-                                      algorithm=args.conv_algo)
-    except (ValueError, TypeError) as exc:
-        fail(PROG, str(exc))
-    if args.crop or args.augment:
-        shape = (shape[0], args.crop or shape[1], args.crop or shape[2])
-    backend = resolve_backend(PROG, args.backend)
-    # CPU backends: one shard per core; a GPU is fed by one thread unless told otherwise.
-    threads = configure(args.threads or (1 if backend.name == "cupy" else None))
-    try:
-        model = Sequential(layers, shape, backend=backend, seed=args.seed, threads=threads,
-                           comm=comm)
-        check_memory(args, model)
-    except (ValueError, TypeError) as exc:
-        fail(PROG, f"--arch {args.arch!r} does not fit {shape} images: {exc}")
-    except NotEnoughMemory as exc:
-        fail(PROG, str(exc))
-    classes = info(args.dataset).classes
-    if model.output_shape != (classes,):
-        fail(PROG, f"--arch must end in {classes} outputs (the classes), it ends in "
-                   f"{model.output_shape}")
-    check_batch_norm(args, model)
-    return model
-
-
-def training_images(args):
-    """How many training images the run will have (known before the data is read)."""
-    from .data import VALIDATION_SIZE, info
-    train = info(args.dataset).train_images - VALIDATION_SIZE
-    return min(args.train_limit or train, train)
-
-
-def check_batch_norm(args, model):
-    """Batch norm needs more than one value per channel in every training batch."""
-    from .nn.regularization import BatchNorm
-    norms = [layer for layer in model.layers if isinstance(layer, BatchNorm)]
-    if norms and args.batch_size == 1:
-        fail(PROG, "--batch-size 1 with batch norm: the statistics of one sample are "
-                   "meaningless; use a batch of at least 2")
-    images = training_images(args)
-    if any(layer.per_unit for layer in norms) and images % args.batch_size == 1:
-        fail(PROG, f"{images:,} training images in batches of {args.batch_size} leave a last "
-                   "batch of one sample, which batch norm after a dense layer cannot normalise; "
-                   "change --batch-size or --train-limit")
-
-
-def check_memory(args, model):
-    """Refuse a run that cannot fit in memory before the data is read (nn/memory.py); the
-    model's own parameters were checked before it allocated them."""
-    import numpy as np
-    from .data import VALIDATION_SIZE, info
-    from .nn import memory
-    kept = info(args.dataset).test_images + VALIDATION_SIZE + training_images(args)
-    parts = memory.training_estimate(
-        model.layers, model.input_shape, args.batch_size, model.threads,
-        optimizer_slots={"sgd": 0, "momentum": 1, "adam": 2}[args.optimizer],
-        data_bytes=kept * int(np.prod(model.input_shape)) * 4)
-    memory.check(sum(parts.values()), f"training this model (batch {args.batch_size}, "
-                                      f"{model.threads} thread{'s' if model.threads > 1 else ''})")
-
-
-def prepare_output(args):
-    """The --out folder (default: a fresh runs/train-NNN), checked before any work: exit 2
-    in one line if it cannot be used."""
-    from .results.run_dir import OutputError, fresh_run_dir, prepare_output_dir
-    try:
-        if args.out:
-            prepare_output_dir(args.out, args.overwrite)
+    def _handle(self, signum, frame):
+        if self.training:
+            self.pending = signum
         else:
-            args.out = str(fresh_run_dir())
-    except OutputError as exc:
-        fail(PROG, str(exc))
+            self._raise(signum)
+
+    @staticmethod
+    def _raise(signum):
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+    def check(self, *_):
+        """After each training step: stop here if a signal came during it."""
+        if self.pending is not None:
+            self._raise(self.pending)
 
 
-def read_data(args):
-    """(Dataset, augment or None): the dataset, cropped and augmented as the flags say."""
-    from .data.augment import crop_view
-    data = load_data(PROG, args, progress=not args.quiet)
-    if args.train_limit and args.train_limit > len(data.train.y) and not args.quiet:
-        print(f"note: --train-limit {args.train_limit:,} is more than the {len(data.train.y):,} "
-              "training images; training on all of them")
-    if args.crop or args.augment:
-        return crop_view(data, args.crop, args.augment, args.seed)
-    return data, None
+class OutOfSpace(Exception):
+    """The results could not be written: the device is full (the message says how full)."""
 
 
-def open_tensorboard(args):
-    """The run's TensorBoardLog (rank 0, with --tensorboard), or None; a folder that cannot
-    be used is one line, exit 2, before the data is read."""
-    if not args.tensorboard:
-        return None
-    from .results.tensorboard import LogDirError, TensorBoardLog
+def save(args, metrics, model, ema):
+    """Write the run's files (the averaged weights where --ema asks); a full disk becomes
+    OutOfSpace."""
+    import errno
+    from .results.run_dir import space_message
     try:
-        return TensorBoardLog(args.tensorboard, args.log_every)
-    except LogDirError as exc:
-        fail(PROG, str(exc))
+        with averaged(ema, model):
+            write_outputs(args.out, metrics, model)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            raise OutOfSpace(space_message(args.out, 8 * model.num_params() + 2**20)) from None
+        raise
 
 
-def train(args, model, data, metrics, ema, augment, board):
+def train(args, model, data, metrics, ema, augment, board, signals):
     """Run fit() with progress, per-epoch outputs and TensorBoard logs; returns the exit
     status."""
     from .nn.fit import NonFiniteLoss, fit
     progress = Progress(args.epochs, args.quiet)
     sample = model.backend.asarray(data.val.x[:SAMPLE], dtype=model.dtype) if board else None
 
+    def on_step(*step):
+        if board:
+            board.step(*step)
+        signals.check()
+
     def on_epoch(stats):
         progress.close()
-        metrics["epochs"].append(stats._asdict())
         if not args.quiet:
             print(epoch_line(stats, args.epochs), flush=True)
-        with averaged(ema, model):
-            if board:
+        metrics["epochs"].append(stats._asdict())
+        if board:
+            with averaged(ema, model):
                 board.epoch(stats, model, sample, len(data.train.y))
-            if args.out:   # after every epoch, so an interrupted run keeps what it finished
-                write_outputs(args.out, metrics, model)
+        if args.out:       # after every epoch, so an interrupted run keeps what it finished
+            try:
+                save(args, metrics, model, ema)
+            except OutOfSpace:
+                metrics["epochs"].pop()       # not in the files: not kept
+                raise
 
+    signals.training = True
     try:
         fit(model, make_optimizer(args.optimizer, args.lr), data, args.epochs, args.batch_size,
             args.seed, on_batch=progress.batch, on_epoch=on_epoch,
             schedule=make_schedule(args, len(data.train.y)), ema=ema, augment=augment,
-            on_step=board.step if board else None)
+            on_step=on_step)
         return 0
     except NonFiniteLoss as exc:
         progress.close()
@@ -270,12 +176,23 @@ def train(args, model, data, metrics, ema, augment, board):
             print(f"{PROG}: stopped: {exc}; the learning rate {args.lr} is too high for this "
                   f"model, try --lr {args.lr / 10:g}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         progress.close()
         if model.comm.rank == 0:
-            print(f"{PROG}: interrupted; {len(metrics['epochs'])} finished epoch(s) kept"
+            print(f"{PROG}: {stopped(exc)}; {len(metrics['epochs'])} finished epoch(s) kept"
                   + (f" in {args.out}" if args.out else ""), file=sys.stderr)
-        return 130
+        return 143 if isinstance(exc, Terminated) else 130
+    except OutOfSpace as exc:
+        progress.close()
+        print(f"{PROG}: error: {exc}; {len(metrics['epochs'])} finished epoch(s) kept",
+              file=sys.stderr)
+        return 2
+    finally:
+        signals.training = False
+
+
+def stopped(exc):
+    return "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
 
 
 def averaged(ema, model):
@@ -292,7 +209,6 @@ def main(argv=None):
         return 0
     apply_defaults(args)
     from .parallel import mpi
-    from .results.sysinfo import system_info
     try:
         comm = mpi.communicator()              # SingleProcess unless started by mpiexec
     except mpi.MPIError as exc:
@@ -300,20 +216,38 @@ def main(argv=None):
     model = build_model(args, comm)
     make_schedule(args, training_images(args))  # a bad --lr-schedule is said before the data
     ema = make_ema(args)
-    board = None
+    run_dir, board, metrics = None, None, {"epochs": []}
     if comm.rank == 0:                         # rank 0 alone prints and writes
-        prepare_output(args)
+        run_dir = prepare_output(args)
         board = open_tensorboard(args)
     else:
         args.quiet, args.out, args.report = True, None, False
+    try:
+        with Signals() as signals:
+            return run(args, argv, model, ema, board, metrics, signals)
+    except KeyboardInterrupt as exc:           # before training or after it
+        print(f"{PROG}: {stopped(exc)}; {len(metrics['epochs'])} finished epoch(s) kept",
+              file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
+    finally:
+        if board:
+            board.close()
+        if run_dir:
+            run_dir.release(len(metrics["epochs"]))
+
+
+def run(args, argv, model, ema, board, metrics, signals):
+    """Read the data, train, test, write; returns the exit status.  ``metrics`` is filled
+    in place (its epochs say what was finished, whatever happens)."""
+    from .results.sysinfo import system_info
     data, augment = read_data(args)
     command = " ".join([PROG, *map(shlex.quote, argv)])
-    metrics = {"config": dict(vars(args)), "command": command,
-               "architecture": model.architecture(), "epochs": [],
-               "parameters": model.num_params(), "backend": model.backend.name,
-               "threads": model.threads, "processes": comm.size,
-               "training_images": len(data.train.y),
-               "system": system_info(model.backend), "completed": False}
+    metrics.update({"config": dict(vars(args)), "command": command,
+                    "architecture": model.architecture(), "epochs": [],
+                    "parameters": model.num_params(), "backend": model.backend.name,
+                    "threads": model.threads, "processes": model.comm.size,
+                    "training_images": len(data.train.y),
+                    "system": system_info(model.backend), "completed": False})
     if board:
         board.start(model, command)
     if not args.quiet:
@@ -321,23 +255,30 @@ def main(argv=None):
         print(f"training on {len(data.train.y):,} images, validating on {len(data.val.y):,}, "
               f"backend {model.backend.name}, {args.optimizer} lr {args.lr}, "
               f"batch {args.batch_size}")
-    status = train(args, model, data, metrics, ema, augment, board)
+    status = train(args, model, data, metrics, ema, augment, board, signals)
     # training time: every finished epoch's steps and validation, not the reporting
     metrics["runtime_seconds"] = metrics["epochs"][-1]["elapsed"] if metrics["epochs"] else 0.0
     if status == 0:
         with averaged(ema, model):
             test_loss, test_acc = model.evaluate(data.test.x, data.test.y)
-            metrics.update(test_loss=test_loss, test_accuracy=test_acc, test_error=1 - test_acc,
-                           completed=True)
-            if args.out:
-                write_outputs(args.out, metrics, model)
-    if board:
-        board.close()
-    if comm.rank == 0:
+        metrics.update(test_loss=test_loss, test_accuracy=test_acc, test_error=1 - test_acc,
+                       completed=True)
+        if args.out:
+            try:
+                save(args, metrics, model, ema)
+            except OutOfSpace as exc:
+                print(f"{PROG}: error: {exc}; {len(metrics['epochs'])} finished epoch(s) kept "
+                      "without the test result", file=sys.stderr)
+                status = 2
+    if model.comm.rank == 0:
         print("\n".join(summary_lines(args, model, metrics, status)))
     if status == 0 and args.report:
-        from .report import write_report
-        print(f"report           {write_report(args.out, data=data, quiet=args.quiet)}")
+        from .report import ReportError, write_report
+        try:
+            print(f"report           {write_report(args.out, data=data, quiet=args.quiet)}")
+        except (ReportError, OSError) as exc:
+            print(f"{PROG}: error: the report could not be written: {exc}", file=sys.stderr)
+            status = 2
     return status
 
 

@@ -81,7 +81,7 @@ class Augment:
         return out
 
     def __call__(self, indices, epoch):
-        n, (c, h, w) = len(indices), self.images.shape[1:]
+        c, h, w = self.images.shape[1:]
         u = self.draws(indices, epoch)
         top = np.floor(u[:, 0] * (h - self.crop + 1)).astype(np.intp)
         left = np.floor(u[:, 1] * (w - self.crop + 1)).astype(np.intp)

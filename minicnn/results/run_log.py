@@ -72,4 +72,4 @@ def summary_lines(args, model, metrics, status):
         "test error       - (not evaluated)",
         f"runtime          {metrics['runtime_seconds']:.1f} s",
         f"parameters       {model.num_params():,}",
-    ] + ([f"outputs          {args.out}"] if args.out else [])
+    ] + ([f"outputs          {args.out}"] if args.out and metrics["epochs"] else [])
