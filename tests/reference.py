@@ -79,3 +79,53 @@ def softmax_cross_entropy(logits, labels):
         d[i] = p
         d[i, labels[i]] -= 1
     return loss / n, d / n
+
+
+def relu_forward(x):
+    """max(x, 0) element by element; NaN stays NaN (the promise the ops make)."""
+    y = np.zeros(x.shape)
+    for i, v in np.ndenumerate(x):
+        y[i] = v if v > 0 or np.isnan(v) else 0.0
+    return y
+
+
+def relu_backward(dy, y):
+    """The chain rule as a product, dy * (1 if y > 0 else 0): a NaN in dy stays NaN even where
+    the unit is off."""
+    dx = np.zeros(dy.shape)
+    for i, d in np.ndenumerate(dy):
+        dx[i] = d * (1.0 if y[i] > 0 else 0.0)
+    return dx
+
+
+def sigmoid_forward(x):
+    y = np.zeros(x.shape)
+    for i, v in np.ndenumerate(x):
+        y[i] = 1.0 / (1.0 + np.exp(-float(v)))
+    return y
+
+
+def sigmoid_backward(dy, y):
+    dx = np.zeros(dy.shape)
+    for i, d in np.ndenumerate(dy):
+        dx[i] = d * y[i] * (1.0 - y[i])
+    return dx
+
+
+def dense_forward(x, w, b):
+    n, d = x.shape
+    y = np.zeros((n, w.shape[1]))
+    for i in range(n):
+        for j in range(w.shape[1]):
+            y[i, j] = b[j] + sum(float(x[i, k]) * float(w[k, j]) for k in range(d))
+    return y
+
+
+def dense_backward(dy, x, w):
+    dx, dw = np.zeros(x.shape), np.zeros(w.shape)
+    for i in range(x.shape[0]):
+        for j in range(w.shape[1]):
+            for k in range(x.shape[1]):
+                dx[i, k] += dy[i, j] * w[k, j]
+                dw[k, j] += x[i, k] * dy[i, j]
+    return dx, dw, dy.sum(axis=0)

@@ -1,10 +1,16 @@
-"""NaN is never hidden: every op and every fused kernel on every backend propagates it exactly
-where the NumPy reference does, a model fed NaN reports a NaN loss, and training stops."""
+"""NaN is never hidden.  Two comparisons, so that every backend is checked against something
+other than itself: the NumPy reference ops (minicnn.ops on the numpy backend) against the
+naive loops of reference.py, and every other backend's ops and fused kernels (numba,
+cudasim, cupy: their own kernels under the same ops, and their Backend.fused entries)
+against the NumPy reference.  In both, a NaN pixel, a NaN in the gradient and a dead unit's
+tie must give NaN in exactly the same places, and the same numbers beside them.  Then: a
+model fed NaN reports a NaN loss, and training stops."""
 import numpy as np
 import pytest
 
 import minicnn
-from conftest import ALL_BACKENDS, CPU_BACKENDS
+import reference
+from conftest import ALL_BACKENDS, CPU_BACKENDS, cnhw, nchw
 from minicnn import ops
 from minicnn.backend import get_backend
 from minicnn.ops.geometry import window
@@ -13,6 +19,8 @@ from minicnn.nn.fit import DivergenceCheck, NonFiniteLoss, fit
 REF = get_backend("numpy")
 G = window(9, 8, (3, 3), (1, 1), "same")
 POOL_G = window(9, 8, (2, 2), (2, 2), "valid")
+# The backends whose ops are not the NumPy reference itself.
+OTHER_BACKENDS = [p for p in ALL_BACKENDS if p != "numpy"]
 
 
 def with_nan(rng, shape, where):
@@ -37,26 +45,121 @@ def conv_ops(backend):
             for name, pair in found if not (pair.applies and not pair.applies(G))]
 
 
+def naive_conv(name, x, w, b, static):
+    """The convolution pattern of op ``name`` (conv2d, conv_relu, conv_relu_pool) by the
+    loops of reference.py, on (C, N, H, W) arrays like the ops: (y, backward(dy) -> (dx, dw,
+    db))."""
+    pattern, g = name.split("/")[0], static[0]
+    xn = nchw(x).astype(np.float64)
+    y = z = reference.conv_forward(xn, w, b, g)
+    if pattern != "conv2d":
+        y = z = reference.relu_forward(z)
+    if pattern == "conv_relu_pool":
+        y = reference.maxpool_forward(z, static[1])
+
+    def backward(dy):
+        d = nchw(dy).astype(np.float64)
+        if pattern == "conv_relu_pool":
+            d = reference.maxpool_backward(d, z, static[1])
+        if pattern != "conv2d":
+            d = reference.relu_backward(d, z)
+        dx, dw, db = reference.conv_backward(d, xn, w, g)
+        return cnhw(dx), dw, db
+    return cnhw(y), backward
+
+
+def check_convolutions(b, x, w, bias, dy_nan, rng, only_pool=False, expect_nan=True):
+    """Every convolution op of backend ``b`` against its oracle: the naive loops for the
+    numpy backend, the NumPy reference for the others.  dy_nan: where the gradient gets its
+    NaN."""
+    checked = 0
+    for name, fwd, bwd, static in conv_ops(b):
+        if only_pool and "pool" not in name:
+            continue
+        y, cache = fwd(*map(b.asarray, (x, w, bias)), *static, b)
+        if b.name == "numpy":
+            want, want_backward = naive_conv(name, x, w, bias, static)
+        else:
+            ref_fwd, ref_bwd = ops.reference_of(name)[:2]
+            want, ref_cache = ref_fwd(x, w, bias, *static, REF)
+            want_backward = lambda dy, ref_cache=ref_cache, ref_bwd=ref_bwd: ref_bwd(dy, ref_cache)
+        same_nan_pattern(b.to_numpy(y), want, f"{name} forward")
+        assert np.isnan(want).any() == expect_nan
+        dy = with_nan(rng, want.shape, dy_nan)
+        for got, wanted, part in zip(bwd(b.asarray(dy), cache), want_backward(dy),
+                                     ("dx", "dw", "db")):
+            same_nan_pattern(b.to_numpy(got), wanted, f"{name} {part}")
+        checked += 1
+    return checked
+
+
 @pytest.mark.parametrize("backend_name", ALL_BACKENDS)
 def test_convolutions(backend_name, rng):
+    """One NaN pixel of one image, and a NaN in the gradient: every convolution op (numpy:
+    the three references against the loops; the others: their ops and fused kernels against
+    the NumPy reference)."""
     b = get_backend(backend_name)
     x = with_nan(rng, (2, 3, 9, 8), (1, 2, 4, 5))           # one NaN pixel of one image
     w = rng.standard_normal((4, 2, 3, 3)).astype(np.float32)
     bias = rng.standard_normal(4).astype(np.float32)
-    for name, fwd, bwd, static in conv_ops(b):
-        ref_fwd, ref_bwd = ops.reference_of(name)[:2]
-        y, cache = fwd(*map(b.asarray, (x, w, bias)), *static, b)
-        want, ref_cache = ref_fwd(x, w, bias, *static, REF)
-        same_nan_pattern(b.to_numpy(y), want, f"{name} forward")
-        assert np.isnan(want).any()
-        dy = with_nan(rng, want.shape, (0, 1, 1, 1))          # and a NaN in the gradient
-        for got, wanted, part in zip(bwd(b.asarray(dy), cache), ref_bwd(dy, ref_cache),
-                                     ("dx", "dw", "db")):
-            same_nan_pattern(b.to_numpy(got), wanted, f"{name} {part}")
+    assert check_convolutions(b, x, w, bias, (0, 1, 1, 1), rng) >= 3
 
 
 @pytest.mark.parametrize("backend_name", ALL_BACKENDS)
+def test_dead_units_send_a_nan_gradient_where_the_reference_does(backend_name, rng):
+    """Windows whose four conv outputs are all negative (a dead unit: bias -100) tie at 0
+    after the ReLU, so the pool's first position wins; a NaN in the gradient must follow it
+    through every conv + ReLU + pool op (numpy: the reference against the loops; the others:
+    every fused kernel against the NumPy reference)."""
+    b = get_backend(backend_name)
+    x = rng.standard_normal((2, 3, 9, 8)).astype(np.float32)
+    w = rng.standard_normal((4, 2, 3, 3)).astype(np.float32)
+    bias = np.full(4, -100, np.float32)
+    assert check_convolutions(b, x, w, bias, (1, 0, 2, 1), rng, only_pool=True,
+                              expect_nan=False) >= 1
+
+
+def test_pool_activations_dense_loss_of_the_reference_match_the_loops(rng):
+    """The NumPy reference of max-pool, ReLU, sigmoid, dense and softmax cross-entropy
+    against the naive loops of reference.py, a NaN in the input and in the gradient."""
+    g = window(6, 7, (2, 2), (2, 2), "valid")
+    x = with_nan(rng, (2, 3, 6, 7), (0, 1, 2, 3))
+    xn = nchw(x).astype(np.float64)
+    y, cache = ops.maxpool_forward(x, g, REF)
+    same_nan_pattern(y, cnhw(reference.maxpool_forward(xn, g)), "maxpool forward")
+    dy = with_nan(rng, y.shape, (1, 0, 0, 0))
+    same_nan_pattern(ops.maxpool_backward(dy, cache),
+                     cnhw(reference.maxpool_backward(nchw(dy), xn, g)), "maxpool backward")
+    for name, fwd, bwd, naive_fwd, naive_bwd in [
+            ("relu", ops.relu_forward, ops.relu_backward, reference.relu_forward,
+             reference.relu_backward),
+            ("sigmoid", ops.sigmoid_forward, ops.sigmoid_backward, reference.sigmoid_forward,
+             reference.sigmoid_backward)]:
+        y, cache = fwd(x, REF)
+        want = naive_fwd(x.astype(np.float64))
+        same_nan_pattern(y, want, f"{name} forward")
+        dy = with_nan(rng, y.shape, (1, 0, 0, 0))
+        same_nan_pattern(bwd(dy, cache), naive_bwd(dy, want), f"{name} backward")
+    xd, w = with_nan(rng, (3, 5), (1, 2)), rng.standard_normal((5, 4)).astype(np.float32)
+    bias = np.zeros(4, np.float32)
+    y, cache = ops.dense_forward(xd, w, bias, REF)
+    same_nan_pattern(y, reference.dense_forward(xd, w, bias), "dense forward")
+    dy = with_nan(rng, y.shape, (0, 3))
+    for got, wanted, part in zip(ops.dense_backward(dy, cache),
+                                 reference.dense_backward(dy, xd, w), ("dx", "dw", "db")):
+        same_nan_pattern(got, wanted, f"dense {part}")
+    logits = with_nan(rng, (4, 10), (2, 3))
+    labels = np.array([1, 2, 3, 4])
+    loss, d = ops.softmax_cross_entropy(logits, labels, REF)
+    want_loss, want_d = reference.softmax_cross_entropy(logits.astype(np.float64), labels)
+    assert np.isnan(loss) and np.isnan(want_loss)
+    same_nan_pattern(d, want_d, "softmax cross-entropy gradient")
+
+
+@pytest.mark.parametrize("backend_name", OTHER_BACKENDS)
 def test_pool_activations_dense_loss(backend_name, rng):
+    """The same ops on every other backend (its kernels, its fused loss) against the NumPy
+    reference."""
     b = get_backend(backend_name)
     g = window(6, 7, (2, 2), (2, 2), "valid")
     x = with_nan(rng, (2, 3, 6, 7), (0, 1, 2, 3))
@@ -119,24 +222,3 @@ def test_fit_stops_a_diverging_run_without_numpy_warnings(tmp_path, monkeypatch,
     with pytest.raises(NonFiniteLoss, match="epoch 1, step [1-9]\\b"):
         fit(model, minicnn.SGD(lr), data, epochs=2, batch_size=10)
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
-
-
-@pytest.mark.parametrize("backend_name", ALL_BACKENDS)
-def test_dead_units_send_a_nan_gradient_where_the_reference_does(backend_name, rng):
-    """Windows whose four conv outputs are all negative (a dead unit: bias -100) tie at 0
-    after the ReLU, so the pool's first position wins; a NaN in the gradient must follow it
-    through every fused conv + ReLU + pool kernel."""
-    b = get_backend(backend_name)
-    x = rng.standard_normal((2, 3, 9, 8)).astype(np.float32)
-    w = rng.standard_normal((4, 2, 3, 3)).astype(np.float32)
-    bias = np.full(4, -100, np.float32)
-    for name, fwd, bwd, static in conv_ops(b):
-        if "pool" not in name:
-            continue
-        ref_fwd, ref_bwd = ops.reference_of(name)[:2]
-        y, cache = fwd(*map(b.asarray, (x, w, bias)), *static, b)
-        want, ref_cache = ref_fwd(x, w, bias, *static, REF)
-        dy = with_nan(rng, want.shape, (1, 0, 2, 1))
-        for got, wanted, part in zip(bwd(b.asarray(dy), cache), ref_bwd(dy, ref_cache),
-                                     ("dx", "dw", "db")):
-            same_nan_pattern(b.to_numpy(got), wanted, f"{name} {part}")
