@@ -110,19 +110,7 @@ class Sequential:
 
     # -- checks at the edge -------------------------------------------------
     def _check_batch(self, x, allow_empty=False):
-        if not isinstance(x, self.backend.xp.ndarray):
-            raise TypeError(f"Sequential: expected a {self.backend.xp.__name__} array for backend "
-                            f"{self.backend.name!r}, got {type(x).__name__}; convert it with "
-                            "model.backend.asarray(x)")
-        if x.dtype != self.dtype:
-            raise TypeError(f"Sequential: expected {self.dtype} input, got {x.dtype}; "
-                            f"convert it with x.astype('{self.dtype}')")
-        if x.ndim != len(self.input_shape) + 1 or tuple(x.shape[1:]) != self.input_shape:
-            raise ValueError(f"Sequential: expected input of shape (N, "
-                             f"{', '.join(map(str, self.input_shape))}), got {tuple(x.shape)}")
-        if x.shape[0] == 0 and not allow_empty:
-            raise ValueError("Sequential: the batch is empty; pass at least one sample")
-        return self.backend.xp.ascontiguousarray(x)
+        return validate.batch(x, self.backend, self.dtype, self.input_shape, allow_empty)
 
     def _check_training_batch(self, total):
         if self._per_unit_norm and total < 2:
@@ -130,22 +118,7 @@ class Sequential:
                              "per training batch (the variance of one sample is 0)")
 
     def _check_labels(self, labels, n):
-        """Integer class indices, shape (n,), in [0, classes): checked once, so kernels can trust them."""
-        xp = self.backend.xp
-        labels = xp.asarray(labels)
-        if labels.dtype.kind not in "iu" or labels.shape != (n,):
-            raise ValueError(f"Sequential: labels must be {n} integer class indices, shape ({n},), "
-                             f"got {labels.dtype} of shape {tuple(labels.shape)}; one-hot or "
-                             "float labels: take labels.argmax(axis=1) or labels.astype(int)")
-        classes = self.output_shape[0]
-        if n == 0:
-            return labels
-        low, high = int(labels.min()), int(labels.max())
-        if low < 0 or high >= classes:
-            bad = low if low < 0 else high
-            raise ValueError(f"Sequential: label {bad} is out of range: this model has "
-                             f"{classes} outputs, so labels must be in [0, {classes - 1}]")
-        return labels
+        return validate.labels(labels, n, self.output_shape[0], self.backend.xp)
 
     # -- running ------------------------------------------------------------
     def _context(self, training, n):

@@ -1,10 +1,12 @@
-"""Argument checks shared by the layers, the optimizers and the command line.
+"""Argument checks shared by the layers, the optimizers, the model's edges and the command
+line.
 
 One family with one wording: each check returns the cleaned value or raises
 TypeError (wrong kind of value) or ValueError (right kind, wrong value) with a
 message "<owner>: <name> must be <requirement>, got <value>".  The command line
-wraps the same checks (``minicnn.cli_helpers``), so a flag and a constructor
-argument are refused in the same words.
+wraps the same checks (``minicnn.cli``), so a flag and a constructor argument
+are refused in the same words.  ``batch`` and ``labels`` are what Sequential
+checks where data enters, so that the kernels can trust it.
 """
 import math
 import numbers
@@ -75,3 +77,38 @@ def one_of(value, choices, name, owner=None):
         raise ValueError(f"{_prefix(owner, name)}must be one of {', '.join(map(repr, choices))}, "
                          f"got {value!r}")
     return value
+
+
+def batch(x, backend, dtype, input_shape, allow_empty=False):
+    """x, a C-contiguous backend array of ``dtype`` shaped (N, *input_shape), N > 0 unless
+    allow_empty; TypeError/ValueError saying how to convert it otherwise."""
+    if not isinstance(x, backend.xp.ndarray):
+        raise TypeError(f"Sequential: expected a {backend.xp.__name__} array for backend "
+                        f"{backend.name!r}, got {type(x).__name__}; convert it with "
+                        "model.backend.asarray(x)")
+    if x.dtype != dtype:
+        raise TypeError(f"Sequential: expected {dtype} input, got {x.dtype}; "
+                        f"convert it with x.astype('{dtype}')")
+    if x.ndim != len(input_shape) + 1 or tuple(x.shape[1:]) != input_shape:
+        raise ValueError(f"Sequential: expected input of shape (N, "
+                         f"{', '.join(map(str, input_shape))}), got {tuple(x.shape)}")
+    if x.shape[0] == 0 and not allow_empty:
+        raise ValueError("Sequential: the batch is empty; pass at least one sample")
+    return backend.xp.ascontiguousarray(x)
+
+
+def labels(y, n, classes, xp):
+    """Integer class indices, shape (n,), in [0, classes); ValueError saying what is wrong."""
+    y = xp.asarray(y)
+    if y.dtype.kind not in "iu" or y.shape != (n,):
+        raise ValueError(f"Sequential: labels must be {n} integer class indices, shape ({n},), "
+                         f"got {y.dtype} of shape {tuple(y.shape)}; one-hot or "
+                         "float labels: take labels.argmax(axis=1) or labels.astype(int)")
+    if n == 0:
+        return y
+    low, high = int(y.min()), int(y.max())
+    if low < 0 or high >= classes:
+        bad = low if low < 0 else high
+        raise ValueError(f"Sequential: label {bad} is out of range: this model has "
+                         f"{classes} outputs, so labels must be in [0, {classes - 1}]")
+    return y
