@@ -1,4 +1,7 @@
-"""Fixtures and helpers shared by the tests."""
+"""Fixtures and helpers shared by the tests: the backends to run on, real and fake MNIST, the
+layout swap, a fake network, commands run in a subprocess with the check of a one-line
+failure (run_python, run_module, call_main, assert_one_line_error), and traced_peak for the
+promise that a call allocates nothing."""
 import email.message
 import gzip
 import hashlib

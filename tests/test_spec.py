@@ -1,4 +1,5 @@
-"""The --arch grammar."""
+"""The --arch grammar (nn/spec.py, parse_arch): presets, layer specs and their options, and
+an ArchError saying what is wrong.  The same errors on the command line: test_cli_faults.py."""
 import pytest
 
 import minicnn
