@@ -6,6 +6,7 @@
                                input_shape=(1, 28, 28))
     model.summary()
 """
+from ._version import __version__
 from .backend import available_backends, get_backend
 from .nn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid
 from .nn.loading import load
@@ -14,7 +15,6 @@ from .nn.optim import SGD, Adam
 from .nn.presets import lab_model
 from .parallel.threads import configure as configure_threads
 
-__version__ = "0.1.0"
 __all__ = ["Sequential", "Conv2D", "MaxPool2D", "ReLU", "Sigmoid", "Flatten", "Dense",
            "SGD", "Adam", "load", "lab_model", "get_backend", "available_backends",
            "configure_threads"]

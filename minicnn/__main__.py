@@ -5,16 +5,20 @@ from . import __version__
 
 USAGE = f"""minicnn {__version__}: a from-scratch convolutional neural network engine you can read.
 
-  python -m minicnn.train [--epochs 10 --lr 0.1 --filters 16 --out DIR ...]
-        train a CNN on MNIST (or Fashion-MNIST); prints each epoch, the test error,
-        the runtime and the parameter count; --out keeps the learning curve
+  python -m minicnn.train [--epochs 10 --lr 0.1 --arch NAME|SPEC --out DIR ...]
+        train a CNN on MNIST, Fashion-MNIST or CIFAR-10; prints each epoch, the test
+        error, the runtime and the parameter count; keeps the learning curve and the
+        model; --arch list shows the presets; --tensorboard DIR, --report
   python -m minicnn.evaluate MODEL.npz
-        the test accuracy of a model saved by --out
+        the test accuracy of a model saved by a run
+  python -m minicnn.report RUN_DIR
+        a run's report page: curves, confusion matrix, mistakes, filters, saliency
   python -m minicnn.sweep ...
         a grid of training runs (learning rate x filters x batch x seed x backend)
   python benchmarks/epoch.py          one epoch beside PyTorch and TensorFlow
   python benchmarks/learning_rate.py  study 1: learning rate vs learning curve
   python benchmarks/runtime.py        study 2: runtime vs number of filters
+  python benchmarks/architectures.py  study 3: architectures side by side
 
 Each takes --help.  The Python API: import minicnn; help(minicnn).
 """

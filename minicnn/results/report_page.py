@@ -85,7 +85,6 @@ def write_run_report(run_dir, model, test, metrics, names):
     """<run_dir>/report/index.html and its figures; returns the page's path.  ``model``: the
     run's model, loaded with fuse=False (each layer its own step); ``test``: the test split
     as the run saw it (crops included)."""
-    from ..nn.layers import Conv2D
     out = Path(run_dir) / "report"
     epochs = metrics.get("epochs") or []
     facts = analyse(model, test, names)
@@ -98,7 +97,7 @@ def write_run_report(run_dir, model, test, metrics, names):
     fig.mistakes(test.x[facts["worst"]], test.y[facts["worst"]],
                  facts["predicted"][facts["worst"]], facts["worst_probability"], names,
                  out / "mistakes.png")
-    convs = [layer for layer in model.layers if isinstance(layer, Conv2D)]
+    convs = [step.layers[0] for step in model.plan if step.algorithm]    # the convolutions
     if convs:
         fig.filters(model.backend.to_numpy(convs[0].params["w"]), out / "filters.png")
         figures["filters"] = "filters.png"

@@ -24,7 +24,7 @@ def system_info(backend=None):
         info["numba"] = numba.__version__
     except ImportError:
         pass
-    from .. import __version__
+    from .._version import __version__
     from ..parallel.threads import current_threads
     info["minicnn"] = __version__
     # The BLAS kernel type decides GEMM speed (OPENBLAS_CORETYPE=Haswell halves it on
