@@ -248,9 +248,6 @@ def test_an_unusable_model_file_is_refused_in_one_line(tmp_path, case):
     assert peak < 32 * 2**20
 
 
-@pytest.mark.xfail(strict=True, reason="source bug: minicnn/nn/loading.py:77 converts each weight "
-                   "outside the checks, so weights of the right shape that are not numbers are a "
-                   "bare ValueError ('could not convert string to float'), without the path")
 def test_weights_that_are_not_numbers_are_refused_in_one_line(tmp_path):
     path = hand_written(tmp_path / "m.npz", weights={**DENSE_WEIGHTS,
                                                      "dense.w": np.full((784, 10), "a")})

@@ -69,16 +69,20 @@ def load(path, backend="numpy", dtype=None, threads=1, comm=None, fuse=True):
         raise ModelFileError(f"{path}: not a usable minicnn model file: {exc}") from None
     metadata = arch.get("metadata", {})
     model.metadata = dict(metadata) if isinstance(metadata, dict) else {}
-    for name, p in model.params():
-        if name not in weights or weights[name].shape != p.shape:
-            found = "missing" if name not in weights else f"shaped {weights[name].shape}"
-            raise ModelFileError(f"{path}: not a usable minicnn model file: the weights of "
-                                 f"{name} are {found}, the architecture needs {p.shape}")
-        p[...] = model.backend.asarray(weights[name], dtype=model.dtype)
-    for name, s in model.state():
-        if name not in state or state[name].shape != s.shape:
-            found = "missing" if name not in state else f"shaped {state[name].shape}"
-            raise ModelFileError(f"{path}: not a usable minicnn model file: the state "
-                                 f"{name} is {found}, the architecture needs {s.shape}")
-        s[...] = model.backend.asarray(state[name], dtype=model.dtype)
+    for what, stored, views in (("weights", weights, model.params()),
+                                ("state", state, model.state())):
+        for name, view in views:
+            view[...] = model.backend.asarray(_array(path, what, name, stored, view.shape),
+                                              dtype=model.dtype)
     return model
+
+
+def _array(path, what, name, stored, shape):
+    """The stored array ``name``, checked: present, of ``shape``, real numbers."""
+    a = stored.get(name)
+    problem = ("missing" if a is None else f"shaped {a.shape}" if a.shape != shape else
+               f"of type {a.dtype}, not numbers" if a.dtype.kind not in "biuf" else None)
+    if problem:
+        raise ModelFileError(f"{path}: not a usable minicnn model file: the {what} of {name} "
+                             f"are {problem}, the architecture needs {shape} numbers")
+    return a
