@@ -365,7 +365,8 @@ def test_train_refuses_cifar10_files_that_are_not_the_published_ones(tmp_path):
 
 
 @pytest.mark.parametrize("damage,match", [
-    (_one_record_more, r"data_batch_2.bin: 125,993 bytes, a CIFAR-10 batch file has 122,920 \(40 records"),
+    (_one_record_more, r"data_batch_2.bin: 125,993 bytes, a CIFAR-10 batch file has 122,920 "
+                       r"\(40 records"),
     (_label_10, r"data_batch_2.bin: record 7 has the label 10, CIFAR-10 has classes 0-9"),
 ])
 def test_train_refuses_bad_cifar10_files_in_one_line(tmp_path, monkeypatch, small, capsys,
