@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import minicnn
 from minicnn.parallel import mpi
 from minicnn.parallel.shards import SingleProcess
 
@@ -32,55 +33,84 @@ needs_mpi = pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec or no mpi4py 
                                "pip install 'minicnn[mpi]' (mpi4py and the MPICH wheel)")
 
 # Trains a small float64 model with uneven global batches (29 samples in batches of 7: 4+3 per
-# rank, then a last batch of 1, so rank 1 has no sample and joins with zero gradients) and
-# evaluates 13 samples split across the ranks.  Run in this process (SingleProcess) and under
-# mpiexec (each rank saves what it ended with).
+# rank, then a last batch of 1, so rank 1 has no sample and joins with zero gradients and,
+# in the "norm" variant, zero batch-norm sums) and evaluates 13 samples split across the
+# ranks.  Run in this process (SingleProcess) and under mpiexec (each rank saves what it
+# ended with).  Each rank builds its model from its own seed (3 + rank): the weights that
+# train are rank 0's only if the broadcast reached the others.
 SCRIPT = '''
 import sys
 import numpy as np
 import minicnn
 from minicnn.nn.fit import train_epoch
+from minicnn.nn.regularization import BatchNorm, Dropout
 from minicnn.parallel import mpi
 
-def train(comm, threads):
+def layers(variant):
+    head = [minicnn.Conv2D(3, 3, padding="same")]
+    if variant == "norm":
+        head += [BatchNorm(momentum=0.9)]
+    head += [minicnn.ReLU(), minicnn.MaxPool2D(2), minicnn.Flatten()]
+    if variant == "norm":
+        head += [Dropout(0.3)]
+    return head + [minicnn.Dense(10)]
+
+def train(comm, threads, variant="plain"):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((29, 1, 8, 8))
     y = rng.integers(0, 10, 29)
-    model = minicnn.Sequential([minicnn.Conv2D(3, 3, padding="same"), minicnn.ReLU(),
-                                minicnn.MaxPool2D(2), minicnn.Flatten(), minicnn.Dense(10)],
-                               (1, 8, 8), backend="numpy", dtype="float64", seed=3,
-                               threads=threads, comm=comm)
+    model = minicnn.Sequential(layers(variant), (1, 8, 8), backend="numpy", dtype="float64",
+                               seed=3 + comm.rank, threads=threads, comm=comm)
     opt = minicnn.SGD(0.1, momentum=0.9)
     losses = []
     for epoch in range(3):
         order = rng.permutation(29)
         losses += list(train_epoch(model, opt, x, y, 7, order))
     losses += list(model.evaluate(x[:13], y[:13], batch_size=4))
-    return model.flat_params.copy(), np.array(losses)
+    state = model.flat_state.copy()
+    return np.concatenate([model.flat_params, state]), np.array(losses)
 
 if __name__ == "__main__":
     comm = mpi.communicator()
-    params, losses = train(comm, threads=int(sys.argv[2]))
+    params, losses = train(comm, int(sys.argv[2]), sys.argv[3])
     np.savez(f"{sys.argv[1]}.rank{comm.rank}.npz", params=params, losses=losses, size=comm.size)
 '''
 
 
 @needs_mpi
-def test_two_ranks_equal_one_process_in_float64(tmp_path):
+@pytest.mark.parametrize("variant", ["plain", "norm"])
+def test_two_ranks_equal_one_process_in_float64(tmp_path, variant):
+    """Also with batch norm (its statistics summed over both ranks and both threads of
+    each) and dropout (each sample's mask the same whichever rank trains it)."""
     script = tmp_path / "train_mpi.py"
     script.write_text(SCRIPT)
     result = subprocess.run([MPIEXEC, "-n", "2", sys.executable, str(script),
-                             str(tmp_path / "out"), "2"], capture_output=True, text=True,
-                            timeout=120)
+                             str(tmp_path / "out"), "2", variant], capture_output=True,
+                            text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     ranks = [np.load(tmp_path / f"out.rank{r}.npz") for r in (0, 1)]
     assert [int(r["size"]) for r in ranks] == [2, 2]
     # every rank applied the same updates: bit-identical parameters and reported losses
     assert np.array_equal(ranks[0]["params"], ranks[1]["params"])
     assert np.array_equal(ranks[0]["losses"], ranks[1]["losses"])
-    params, losses = runpy.run_path(str(script))["train"](SingleProcess(), threads=1)
+    params, losses = runpy.run_path(str(script))["train"](SingleProcess(), 1, variant)
     assert np.abs(ranks[0]["params"] - params).max() < 1e-10
     assert np.abs(ranks[0]["losses"] - losses).max() < 1e-10
+
+
+def test_the_broadcast_is_what_makes_the_ranks_agree(tmp_path):
+    """The script's ranks draw from different seeds (3 + rank): the test above could not pass
+    if the broadcast did not overwrite rank 1's weights with rank 0's."""
+    layers = runpy.run_path(str(_write(tmp_path)))["layers"]
+    models = [minicnn.Sequential(layers("norm"), (1, 8, 8), dtype="float64", seed=s)
+              for s in (3, 4)]
+    assert not np.allclose(models[0].flat_params, models[1].flat_params)
+
+
+def _write(tmp_path):
+    script = tmp_path / "train_mpi.py"
+    script.write_text(SCRIPT)
+    return script
 
 
 @needs_mpi

@@ -83,6 +83,9 @@ class Sequential:
         xp = self.backend.xp
         self.flat_params = self.comm.broadcast(self.backend.asarray(self._params.initial,
                                                                     dtype=self.dtype))
+        # The dropout streams of every process are process 0's (after the weights are drawn,
+        # so that a broadcast that failed to reach a process would show in its weights).
+        self.seed = int(self.comm.broadcast(np.array([self.seed], dtype=np.int64))[0])
         self.flat_state = self.backend.asarray(self._state.initial, dtype=self.dtype)
         for layer, views in self._params.views(self.flat_params).items():
             layer.params = views

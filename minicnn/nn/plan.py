@@ -88,11 +88,12 @@ class Step:
             view[...] = g
         return dx
 
-    def reductions(self, need_dx):
-        """Shapes of the arrays this step sums over the shards in a training forward and
-        backward: a process with no sample of a batch adds zeros of these shapes, so that
-        the others' sums can complete (the order is the forward's, then the backward's)."""
-        return (), ()
+    def idle_forward(self, reduce, dtype):
+        """A training forward without samples (a process with no part of this batch): take
+        part in the sums the other processes' steps take, adding zeros."""
+
+    def idle_backward(self, reduce, dtype, need_dx):
+        """The same for the backward pass."""
 
     def __repr__(self):
         return f"<Step {self.name}" + (f" ({self.algorithm})>" if self.algorithm else ">")
@@ -152,9 +153,22 @@ class BatchNormStep(Step):
             return self._finish(self._backward, dy, need_dx)
         return self._finish(self._infer.backward, dy, need_dx)
 
-    def reductions(self, need_dx):
-        c = self.layer.input_shape[0]
-        return ((c + 1,), (c,)), (((2, c),) if need_dx else ())
+    def idle_forward(self, reduce, dtype):
+        """Zeros into the batch's two sums; the running statistics still take the batch's
+        (the other processes' samples), so that every process keeps the same state."""
+        xp, c = self.backend.xp, self.layer.input_shape[0]
+        sums = reduce(xp.zeros(c + 1, dtype))
+        count = int(sums[c])
+        mean = sums[:c] / count
+        var = reduce(xp.zeros(c, dtype)) / count
+        if self.keeps_state:
+            state = self.layer.state
+            running_average(state["moving_mean"], mean, self.layer.momentum)
+            running_average(state["moving_variance"], var, self.layer.momentum)
+
+    def idle_backward(self, reduce, dtype, need_dx):
+        if need_dx:
+            reduce(self.backend.xp.zeros((2, self.layer.input_shape[0]), dtype))
 
 
 def _fusable_pool(layer):
@@ -241,15 +255,11 @@ class ShardPlan:
 
     def idle(self, reduce, dtype):
         """Take part in a training step without samples: add zeros to every sum the other
-        shards' steps take (forward order, then backward), so that theirs can complete."""
-        xp = self.backend.xp
-        need = [i > 0 for i in range(len(self.steps))]
-        for step, need_dx in zip(self.steps, need):
-            for shape in step.reductions(need_dx)[0]:
-                reduce(xp.zeros(shape, dtype))
-        for step, need_dx in zip(reversed(self.steps), reversed(need)):
-            for shape in step.reductions(need_dx)[1]:
-                reduce(xp.zeros(shape, dtype))
+        processes' steps take (forward order, then backward), so that theirs can complete."""
+        for step in self.steps:
+            step.idle_forward(reduce, dtype)
+        for i in range(len(self.steps) - 1, -1, -1):
+            self.steps[i].idle_backward(reduce, dtype, need_dx=i > 0)
 
     def score(self, x, labels):
         """Inference forward only; (sum of the per-sample losses, number correct)."""
