@@ -34,6 +34,16 @@ def test_learning_rate_study(tmp_path):
     rows = read_csv(tmp_path / "learning_curves.csv")
     data = json.loads((tmp_path / "learning_rate.json").read_text())
     assert [float(r["lr"]) for r in rows] == [0.1, 0.01]
+    # each curve is its own rate's: the trials ran with it, and the rates learn differently
+    assert [res["lr"] for res in data["results"]] == [0.1, 0.01]
+    trials = {json.loads((tmp_path / "trials" / f"lr_{lr:g}" / "metrics.json").read_text())[
+        "config"]["lr"]: lr for lr in (0.1, 0.01)}
+    assert trials == {0.1: 0.1, 0.01: 0.01}
+    for res in data["results"]:
+        kept = json.loads((tmp_path / "trials" / f"lr_{res['lr']:g}" / "metrics.json").read_text())
+        assert [e["val_loss"] for e in kept["epochs"]] == [e["val_loss"] for e in res["epochs"]]
+    assert data["results"][0]["epochs"][-1]["val_loss"] != data["results"][1]["epochs"][-1][
+        "val_loss"]
     for row, res in zip(rows, data["results"]):
         assert float(row["val_accuracy"]) == pytest.approx(res["epochs"][-1]["val_accuracy"])
         assert float(row["val_error"]) == pytest.approx(1 - float(row["val_accuracy"]))

@@ -103,3 +103,33 @@ def test_python_m_minicnn_lists_the_commands():
 def test_help_has_no_restructuredtext_markup():
     result = run_module("minicnn.train", "--help")
     assert result.returncode == 0 and "``" not in result.stdout and "algo=A" in result.stdout
+
+
+def test_the_summary_tests_on_the_test_split_and_validates_on_the_validation_split(
+        tmp_path, monkeypatch, capsys):
+    """Three splits of different images: metrics.json's test numbers are the saved model's on
+    the test split, the last epoch's validation numbers its numbers on the validation split,
+    and the two differ (so a swap would show)."""
+    import json
+    import numpy as np
+    import minicnn
+    from minicnn import run_setup, train
+    from minicnn.data import Dataset, Split
+    rng = np.random.default_rng(5)
+
+    def split(n):
+        return Split(rng.random((n, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, n))
+    data = Dataset(split(120), split(37), split(53))
+    monkeypatch.setattr(run_setup, "load_data", lambda prog, args, progress=False: data)
+    out = tmp_path / "run"
+    result = call_main(train.main, ["--epochs", "2", "--backend", "numpy", "--threads", "1",
+                                    "--filters", "2", "--out", str(out), "--quiet"], capsys)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    model = minicnn.load(out / "model.npz")
+    test, val = model.evaluate(data.test.x, data.test.y), model.evaluate(data.val.x, data.val.y)
+    assert (metrics["test_loss"], metrics["test_accuracy"]) == pytest.approx(test, rel=1e-6)
+    last = metrics["epochs"][-1]
+    assert (last["val_loss"], last["val_accuracy"]) == pytest.approx(val, rel=1e-6)
+    assert test[0] != pytest.approx(val[0], rel=1e-4)
+    assert metrics["training_images"] == 120

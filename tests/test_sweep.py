@@ -162,3 +162,19 @@ def test_a_trial_warms_up_before_its_clock_starts(tmp_path, monkeypatch):
     run_trial(spec)
     trial_module._dataset.cache_clear()
     assert calls == ["warm", "fit"]
+
+
+def test_every_point_of_the_grid_has_its_own_key_and_its_own_settings():
+    """A sweep over seeds (and every other axis) makes one trial per point, each under a key
+    of its own carrying that point's values: were two seeds to share a key, the points store
+    would report one run for both."""
+    points = grid_trials(["--lr", "0.1,0.01", "--filters", "4,8", "--batch-size", "20,50",
+                          "--seeds", "0,1,2", "--backend", "numpy,numba"])
+    assert len(points) == 2 * 2 * 2 * 3 * 2
+    assert len({key for key, _, _ in points}) == len(points)
+    for key, spec, label in points:
+        values = (spec["lr"], spec["filters"], spec["batch_size"], spec["seed"],
+                  spec["backend"])
+        assert key == "lr{:g}_f{}_b{}_s{}_{}".format(*values)
+        assert label == "lr {:g} filters {} batch {} seed {} {}".format(*values)
+    assert {spec["seed"] for _, spec, _ in points} == {0, 1, 2}

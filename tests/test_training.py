@@ -18,19 +18,21 @@ from minicnn.nn.fit import DivergenceCheck, NonFiniteLoss, fit, train_epoch
 from minicnn.parallel.shards import SingleProcess
 
 # -- a real model on indexed data --------------------------------------------------------
-N_TRAIN, N_VAL = 53, 11            # 53 = 5 batches of 10 and a short one of 3
+N_TRAIN, N_VAL, N_TEST = 53, 11, 17   # 53 = 5 batches of 10 and a short one of 3
 
 
 def indexed_data(seed=0):
     """Images whose pixel (0, 0, 0) is the sample's index (the rest noise), and labels that
-    are a fixed, irregular function of the index, so a mis-paired batch cannot pass."""
+    are a fixed, irregular function of the index, so a mis-paired batch cannot pass.  The
+    three splits hold different samples, so a number computed on the wrong one shows."""
     rng = np.random.default_rng(seed)
-    n = N_TRAIN + N_VAL
+    n = N_TRAIN + N_VAL + N_TEST
     x = rng.random((n, 1, 8, 8)).astype(np.float32)
     x[:, 0, 0, 0] = np.arange(n)
     y = label_of(np.arange(n))
-    return Dataset(Split(x[:N_TRAIN], y[:N_TRAIN]), Split(x[N_TRAIN:], y[N_TRAIN:]),
-                   Split(x[N_TRAIN:], y[N_TRAIN:]))
+    val = slice(N_TRAIN, N_TRAIN + N_VAL)
+    return Dataset(Split(x[:N_TRAIN], y[:N_TRAIN]), Split(x[val], y[val]),
+                   Split(x[val.stop:], y[val.stop:]))
 
 
 def label_of(index):
@@ -77,6 +79,10 @@ def test_fit_reports_what_evaluate_measures(threads):
         assert (stats.val_loss, stats.val_accuracy) == pytest.approx(
             model.evaluate(data.val.x, data.val.y), rel=1e-12)
     assert 0 < accuracy < 1 and loss > 0            # neither trivially 0 nor 1
+    # the check can tell the splits apart: validation on the training or test split fails it
+    for other in (data.train, data.test):
+        assert model.evaluate(other.x, other.y)[0] != pytest.approx(history[-1].val_loss,
+                                                                    rel=1e-6)
 
 
 def test_evaluate_does_not_depend_on_the_batch_size():
