@@ -37,6 +37,21 @@ def test_bad_flags_one_line_exit_2(args, match):
     (["--arch", "conv:3:3,dense:7"], "must end in 10 outputs"),
     (["--conv-algo", "winograd", "--arch", "conv:4:5,relu,dense:10"],
      "algorithm 'winograd' cannot run this layer"),
+    (["--arch", "conv:3:3,relu,dropout:1.5,dense:10"],
+     "--arch: the dropout rate must be in [0, 1) in 'dropout:1.5', got '1.5'"),
+    (["--arch", "conv:3:3,relu,dropout:1,dense:10"], "the dropout rate must be in [0, 1)"),
+    (["--arch", "conv:8:3,lrn:-1,dense:10"],
+     "--arch: the lrn depth radius must be an int >= 0 in 'lrn:-1', got '-1'"),
+    (["--arch", "conv:8:3,bn,relu,dense:10", "--batch-size", "1"],
+     "--batch-size 1 with batch norm"),
+    (["--arch", "dense:32,bn,relu,dense:10", "--train-limit", "101"],
+     "leave a last batch of one sample"),
+    (["--lr-schedule", "sawtooth"], "--lr-schedule: unknown schedule 'sawtooth'"),
+    (["--lr-schedule", "staircase:0.1"], "write it as staircase:RATE:EPOCHS"),
+    (["--lr-schedule", "step:a,b:0.1"], "each epoch must be a positive number, got 'a'"),
+    (["--ema", "1.5"], "--ema: decay must be in (0, 1), got 1.5"),
+    (["--crop", "40"], "--crop 40 is larger than the 28x28 images; give at most 28"),
+    (["--arch", "cifar10-tutorial", "--crop", "40"], "--crop 40 is larger than the 32x32"),
 ])
 def test_arch_problems_are_found_without_the_data(args, match):
     assert_one_line_error(train(*args, data=False), re.escape(match))
