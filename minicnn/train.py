@@ -219,10 +219,11 @@ def main(argv=None):
     run_dir, board, metrics = None, None, {"epochs": []}
     if comm.rank == 0:                         # rank 0 alone prints and writes
         run_dir = prepare_output(args)
-        board = open_tensorboard(args)
     else:
         args.quiet, args.out, args.report = True, None, False
     try:
+        if comm.rank == 0:
+            board = open_tensorboard(args)     # a failure here still releases the folder
         with Signals() as signals:
             return run(args, argv, model, ema, board, metrics, signals)
     except KeyboardInterrupt as exc:           # before training or after it

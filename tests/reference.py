@@ -69,6 +69,38 @@ def maxpool_backward(dy, x, g):
     return dxp[:, :, g.pad_top:g.pad_top + h, g.pad_left:g.pad_left + w]
 
 
+def avgpool_forward(x, g):
+    """The mean of each window's real pixels (padding not counted, TensorFlow's rule)."""
+    n, c, h, w = x.shape
+    y = np.zeros((n, c, g.oh, g.ow))
+    for r in range(g.oh):
+        for s in range(g.ow):
+            rows = range(max(r * g.sh - g.pad_top, 0), min(r * g.sh - g.pad_top + g.kh, h))
+            cols = range(max(s * g.sw - g.pad_left, 0), min(s * g.sw - g.pad_left + g.kw, w))
+            for i in range(n):
+                for k in range(c):
+                    y[i, k, r, s] = np.mean([x[i, k, a, b] for a in rows for b in cols])
+    return y
+
+
+def avgpool_backward(dy, x_shape, g):
+    """Each window's dy shared equally among its real pixels."""
+    n, c, h, w = x_shape
+    dx = np.zeros(x_shape)
+    for r in range(g.oh):
+        for s in range(g.ow):
+            rows = range(max(r * g.sh - g.pad_top, 0), min(r * g.sh - g.pad_top + g.kh, h))
+            cols = range(max(s * g.sw - g.pad_left, 0), min(s * g.sw - g.pad_left + g.kw, w))
+            for a in rows:
+                for b in cols:
+                    dx[:, :, a, b] += dy[:, :, r, s] / (len(rows) * len(cols))
+    return dx
+
+
+def tanh_forward(x):
+    return np.array([np.tanh(v) for v in x.ravel()]).reshape(x.shape)
+
+
 def softmax_cross_entropy(logits, labels):
     n = logits.shape[0]
     loss, d = 0.0, np.zeros(logits.shape)

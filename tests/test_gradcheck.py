@@ -71,7 +71,18 @@ def test_maxpool(backend, rng, case):
           (ops.maxpool_backward(dy, cache),), dy)
 
 
-@pytest.mark.parametrize("op", ["relu", "sigmoid"])
+@pytest.mark.parametrize("case", POOL_CASES, ids=case_id)
+def test_avgpool(backend, rng, case):
+    x_shape, pool, stride, padding = case
+    g = window(*x_shape[2:], pool, stride, padding)
+    x = backend.asarray(cnhw(rng.standard_normal(x_shape)))
+    y, cache = ops.avgpool_forward(x, g, backend)
+    dy = backend.asarray(rng.standard_normal(y.shape))
+    check(backend, lambda: ops.avgpool_forward(x, g, backend)[0], (x,),
+          (ops.avgpool_backward(dy, cache),), dy)
+
+
+@pytest.mark.parametrize("op", ["relu", "sigmoid", "tanh"])
 def test_activations(backend, rng, op):
     fwd, bwd = getattr(ops, f"{op}_forward"), getattr(ops, f"{op}_backward")
     x = backend.asarray(away_from_zero(rng, (3, 2, 5, 4)) * 3)

@@ -44,6 +44,29 @@ def test_maxpool_matches_naive_loops(backend, rng, case):
                                rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("case", POOL_CASES, ids=case_id)
+def test_avgpool_matches_naive_loops(backend, rng, case):
+    x_shape, pool, stride, padding = case
+    g = window(*x_shape[2:], pool, stride, padding)
+    x = rng.standard_normal(x_shape)
+    y, cache = ops.avgpool_forward(backend.asarray(cnhw(x)), g, backend)
+    np.testing.assert_allclose(nchw(backend.to_numpy(y)), reference.avgpool_forward(x, g),
+                               rtol=1e-12, atol=1e-12)
+    dy = rng.standard_normal((x_shape[0], x_shape[1], g.oh, g.ow))
+    dx = ops.avgpool_backward(backend.asarray(cnhw(dy)), cache)
+    np.testing.assert_allclose(nchw(backend.to_numpy(dx)),
+                               reference.avgpool_backward(dy, x_shape, g), rtol=1e-12, atol=1e-12)
+
+
+def test_tanh_matches_the_definition(backend, rng):
+    x = rng.standard_normal((3, 2, 5, 4)) * 3
+    y, cache = ops.tanh_forward(backend.asarray(x), backend)
+    np.testing.assert_allclose(backend.to_numpy(y), reference.tanh_forward(x), rtol=1e-14)
+    dy = rng.standard_normal(x.shape)
+    np.testing.assert_allclose(backend.to_numpy(ops.tanh_backward(backend.asarray(dy), cache)),
+                               dy * (1 - np.tanh(x) ** 2), rtol=1e-12, atol=1e-15)
+
+
 def test_maxpool_ties_go_to_the_first_maximum(backend):
     x = np.zeros((1, 1, 4, 4))
     g = window(4, 4, (2, 2), (2, 2), "valid")

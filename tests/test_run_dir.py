@@ -287,11 +287,6 @@ def test_a_full_disk_on_the_second_epoch_keeps_the_first(tmp_path, monkeypatch, 
     assert not list(out.glob(".*.part"))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: minicnn/results/run_dir.py:74-77 RunDir._take "
-                   "creates the lock (O_EXCL) and then writes its JSON; a failed write (a full "
-                   "disk) escapes as a bare OSError (minicnn/run_setup.py:145 catches only "
-                   "OutputError: a traceback) and leaves an empty lock, which claim "
-                   "(run_dir.py:88-89) then reads as a live owner 'pid ? on ?' for ever")
 def test_a_full_disk_while_writing_the_lock_is_one_line_and_leaves_no_lock(tmp_path,
                                                                            monkeypatch, capsys):
     import types

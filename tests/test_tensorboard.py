@@ -207,9 +207,6 @@ def test_a_log_folder_under_a_regular_file_is_one_line(tmp_path, out):
     assert_one_line_error(result, r"--tensorboard .*file is a file, not a folder")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: minicnn/train.py:221-222 claims the output folder "
-                   "(prepare_output) before open_tensorboard, whose failure exits outside the "
-                   "try/finally that releases it: the folder and its lock are left behind")
 @pytest.mark.parametrize("out", [False, True])
 def test_a_log_folder_under_a_regular_file_leaves_no_run_folder(tmp_path, out):
     runs = tmp_path / "runs"

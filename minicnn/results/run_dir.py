@@ -9,6 +9,7 @@ same folder at the same moment is refused, and a lock whose run has died is
 taken over.  ``RunDir.release`` gives the folder back at the end, and removes
 it where the run made it and finished no epoch (a failed start leaves nothing).
 """
+import errno
 import json
 import os
 import shutil
@@ -73,8 +74,15 @@ class RunDir:
 
     def _take(self):
         fd = os.open(self._lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        with os.fdopen(fd, "w") as f:
-            json.dump({"pid": os.getpid(), "host": socket.gethostname()}, f)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump({"pid": os.getpid(), "host": socket.gethostname()}, f)
+        except OSError as exc:          # a full disk: no half-written lock may stay behind
+            self._lock.unlink(missing_ok=True)
+            if exc.errno == errno.ENOSPC:
+                raise OutputError(space_message(self.path, 4096)) from None
+            raise OutputError(f"--out {self.path} cannot be claimed ({exc.strerror or exc}); "
+                              "choose another folder") from None
 
     def claim(self):
         try:
