@@ -149,6 +149,7 @@ def space_message(folder, needed):
         free = shutil.disk_usage(folder).free
     except OSError:
         free = 0
-    return (f"no space left on the device of {folder} for the results ({free / 2**20:.1f} MiB "
-            f"free, about {needed / 2**20:.1f} MiB needed); free some space or choose another "
-            "--out")
+    def size(n):
+        return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.0f} KiB"
+    return (f"no space left on the device of {folder} for the results ({size(free)} free, "
+            f"about {size(needed)} needed); free some space or choose another --out")
