@@ -116,9 +116,7 @@ class Sequential:
         return validate.batch(x, self.backend, self.dtype, self.input_shape, allow_empty)
 
     def _check_training_batch(self, total):
-        if self._per_unit_norm and total < 2:
-            raise ValueError("Sequential: batch norm after a dense layer needs at least 2 samples "
-                             "per training batch (the variance of one sample is 0)")
+        validate.training_batch(total, self._per_unit_norm)
 
     def _check_labels(self, labels, n):
         return validate.labels(labels, n, self.output_shape[0], self.backend.xp)

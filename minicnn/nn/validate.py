@@ -112,3 +112,11 @@ def labels(y, n, classes, xp):
         raise ValueError(f"Sequential: label {bad} is out of range: this model has "
                          f"{classes} outputs, so labels must be in [0, {classes - 1}]")
     return y
+
+
+def training_batch(total, per_unit_norm):
+    """A training batch of ``total`` samples for a model with batch norm after a dense layer
+    (``per_unit_norm``) needs at least two: the variance of one sample is 0."""
+    if per_unit_norm and total < 2:
+        raise ValueError("Sequential: batch norm after a dense layer needs at least 2 samples "
+                         "per training batch (the variance of one sample is 0)")
