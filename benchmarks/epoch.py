@@ -53,13 +53,22 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=number_list(int), default=sorted({1, os.cpu_count()}),
                    help="comma-separated thread counts, each contender runs at each "
                         "(default: 1 and all cores)")
-    p.add_argument("--repeats", type=positive_int, default=3)
+    p.add_argument("--repeats", type=positive_int, default=5,
+                   help="alternating repeats of every contender (default 5): median and range")
     p.add_argument("--backends", default="numba",
                    help="comma-separated minicnn backends (default numba; numpy, cudasim and "
                         "cupy where it can run)")
     p.add_argument("--conv-algo", default="auto", help="minicnn's convolution algorithm")
     p.add_argument("--frameworks", default=",".join(FRAMEWORKS),
                    help="comma-separated: pytorch, tensorflow (those not installed are reported)")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also time each minicnn backend with TensorBoard logging (every "
+                        "--log-every steps, and the epoch's histograms): its cost")
+    p.add_argument("--log-every", type=positive_int, default=100)
+    p.add_argument("--augment", action="store_true",
+                   help="minicnn's contenders train on the CIFAR-10 tutorial's augmented crops "
+                        "of 32x32 images (made on a background thread, data/augment.py); the "
+                        "breakdown gives the augmentation's own time per step")
     p.add_argument("--breakdown-steps", type=int, default=200,
                    help="minicnn steps timed step by step of the plan (0: no breakdown)")
     p.add_argument("--no-subprocess", action="store_true",
@@ -94,27 +103,51 @@ def minicnn_model(backend, args, threads):
 
 
 class MinicnnModel:
-    """The benchmark's model in minicnn, trained by minicnn.nn.fit.train_epoch."""
+    """The benchmark's model in minicnn, trained by minicnn.nn.fit.train_epoch.  ``logged``:
+    with TensorBoard logging as python -m minicnn.train --tensorboard does it (the training
+    scalars every --log-every steps, and the epoch's histograms inside the timed epoch)."""
 
-    def __init__(self, backend, args, threads):
+    def __init__(self, backend, args, threads, logged=False):
         import minicnn
         self.model = minicnn_model(backend, args, minicnn.configure_threads(threads))
         self.opt = minicnn.SGD(args.lr)
-        self.name = f"minicnn-{backend}"
+        self.name = f"minicnn-{backend}" + ("+tensorboard" if logged else "") + (
+            "+augment" if args.augment else "")
+        self.augment = augmenter(args) if args.augment else None
+        self.board = None
+        if logged:
+            from minicnn.results.tensorboard import TensorBoardLog
+            self.board = TensorBoardLog(tempfile.mkdtemp(prefix="epoch-tb-"), args.log_every)
 
     def num_params(self):
         return self.model.num_params()
 
     def train_epoch(self, x, y, batch_size):
-        from minicnn.nn.fit import train_epoch
+        from minicnn.nn.fit import EpochStats, train_epoch
         b = self.model.backend
         x, y = b.asarray(x), b.asarray(y)
         order = b.xp.arange(len(y))
+        on_step = self.board.step if self.board else None
         b.synchronize()
         start = time.perf_counter()
-        train_epoch(self.model, self.opt, x, y, batch_size, order)
+        loss, acc = train_epoch(self.model, self.opt, None if self.augment else x, y, batch_size,
+                                order, on_step=on_step, augment=self.augment)
+        if self.board:
+            b.synchronize()
+            took = time.perf_counter() - start
+            self.board.epoch(EpochStats(1, loss, acc, loss, acc, took, took, took),
+                             self.model, x[:64], len(y))
         b.synchronize()
         return time.perf_counter() - start
+
+
+def augmenter(args):
+    """The tutorial's augmentation of random 32x32 images to the model's crops."""
+    from minicnn.data.augment import Augment
+    c, crop = args.input_shape[0], args.input_shape[-1]
+    images = synthetic_data(min(args.images, 5000), (c, 32, 32), 2)[0]
+    full = Augment(images, crop)
+    return lambda indices, epoch: full(indices % len(images), epoch)
 
 
 def make_contender(kind, threads, args):
@@ -127,11 +160,12 @@ def make_contender(kind, threads, args):
         return (frameworks.make_keras(args.arch, args.input_shape, args.lr, threads, args.filters)
                 or "TensorFlow is not installed")
     from minicnn.backend import BackendUnavailable, get_backend
+    backend, _, logged = kind.partition("+")
     try:
-        get_backend(kind)
+        get_backend(backend)
     except (BackendUnavailable, ValueError) as exc:
         return str(exc)
-    return MinicnnModel(kind, args, threads)
+    return MinicnnModel(backend, args, threads, logged=bool(logged))
 
 
 def worker(conn, kind, threads, args):
@@ -192,8 +226,19 @@ def breakdown(backend, args):
     train_epoch(model, opt, x, y, args.batch_size, order)
     total = time.perf_counter() - start
     times["other (batching, checks, Python)"] = total - sum(times.values())
-    return [{"part": k, "ms": 1e3 * v / args.breakdown_steps, "share": v / total}
-            for k, v in times.items()]
+    parts = [{"part": k, "ms": 1e3 * v / args.breakdown_steps, "share": v / total}
+             for k, v in times.items()]
+    if args.augment:        # on the host, overlapped with training in a run: its own share
+        import numpy as np
+        augment, n = augmenter(args), len(order)
+        start = time.perf_counter()
+        for step in range(args.breakdown_steps):
+            augment(np.arange(step * args.batch_size, (step + 1) * args.batch_size) % n, 1)
+        took = time.perf_counter() - start
+        parts.append({"part": "augmentation (background thread, overlapped)",
+                      "ms": 1e3 * took / args.breakdown_steps, "share": took / total,
+                      "overlapped": True})
+    return parts
 
 
 # Peak memory comes from VmHWM: ru_maxrss would report the parent's peak, since Linux
@@ -238,7 +283,8 @@ def one_time_costs(backend, args):
 def start_workers(args):
     ctx = multiprocessing.get_context("spawn")
     workers, notes = {}, []
-    for kind in [*args.backends, *args.frameworks]:
+    logged = [f"{b}+tensorboard" for b in args.backends] if args.tensorboard else []
+    for kind in [*args.backends, *logged, *args.frameworks]:
         for threads in args.threads:
             parent, child = ctx.Pipe()
             proc = ctx.Process(target=worker, args=(child, kind, threads, args), daemon=True)
@@ -322,7 +368,8 @@ def main(argv=None):
             print(f"\nper-step breakdown, minicnn-{name}, 1 thread (ms per training step):")
             for p in parts:
                 print(f"  {p['part']:52s} {p['ms']:8.3f} ms  {100 * p['share']:5.1f}%")
-            print(f"  {'total':52s} {sum(p['ms'] for p in parts):8.3f} ms")
+            print(f"  {'total':52s} {sum(p['ms'] for p in parts if not p.get('overlapped')):8.3f} ms"
+                  + ("  (the augmentation runs beside it)" if args.augment else ""))
         if not args.no_subprocess:
             costs = one_time_costs(name, args)
             result["one_time"][name] = costs
