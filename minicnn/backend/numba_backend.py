@@ -19,9 +19,10 @@ def _fused_kernels():
     """This backend's ``fused``: the FUSED tables of the kernel modules (op name -> kernel in
     the reference's signature, see minicnn.ops).  Imported here, not at the top, so that
     minicnn imports without Numba."""
-    from .numba_kernels import columns, direct, loss, normalization, update, winograd
-    return {**loss.FUSED, **update.FUSED, **direct.FUSED, **columns.FUSED, **winograd.FUSED,
-            **normalization.FUSED}
+    from .numba_kernels import (chunked, columns, direct, loss, normalization, update,
+                                winograd)
+    return {**loss.FUSED, **update.FUSED, **direct.FUSED, **chunked.FUSED, **columns.FUSED,
+            **winograd.FUSED, **normalization.FUSED}
 
 
 class NumbaBackend(Backend):
