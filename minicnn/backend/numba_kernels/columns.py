@@ -5,7 +5,8 @@ use: columns ordered (n, oh, ow).  The fused step orders its columns the way
 the pool reads them: (n, phase, window), with phase planes (planes.py), so
 that each column row is a run of contiguous copies of shifted views, the GEMM
 output holds every window's four conv outputs side by side, and bias, ReLU
-and the max-pool are one flat pass over it.
+and the max-pool are one flat pass over it.  It runs a few images at a time,
+their columns cache-sized, as chunked.py does for the plain convolution.
 """
 from typing import Any, NamedTuple
 
@@ -14,6 +15,7 @@ import numpy as np
 from ...ops import OpPair
 from ...ops.workspace import Workspace
 from . import kernel, reduce
+from .chunked import CHUNK_BYTES
 from .windows import window_maps
 from .planes import (Planes, from_phase_planes, phase_planes, plane_geometry, pool_epilogue,
                      pooled_outputs, tap_view, unpool_plane)
@@ -69,67 +71,75 @@ def col2im(col, g, out):
 
 
 @kernel
-def planes_to_columns(planes, kh, kw, ww, length, col):
-    """col (C*KH*KW, N*4*length): row (c, ky, kx), block (n, dy, dx) = the view of tap
-    (dy + ky, dx + kx) of plane (c, n): the input pixel under that tap for every window."""
-    c_, n_ = planes.shape[:2]
+def planes_to_columns(planes, kh, kw, ww, length, n0, count, col):
+    """col (C*KH*KW, count*4*length): row (c, ky, kx), block (n, dy, dx) = the view of tap
+    (dy + ky, dx + kx) of plane (c, n0 + n): the input pixel under that tap for every
+    window, for the chunk of images n0..n0+count."""
+    c_ = planes.shape[0]
     for c in range(c_):
         for ky in range(kh):
             for kx in range(kw):
                 row = col[(c * kh + ky) * kw + kx]
-                for n in range(n_):
+                for n in range(count):
                     for phase in range(4):
-                        src = tap_view(planes, c, n, 2, ww, phase // 2 + ky, phase % 2 + kx)
+                        src = tap_view(planes, c, n0 + n, 2, ww, phase // 2 + ky, phase % 2 + kx)
                         dst = row[(n * 4 + phase) * length:]
                         for q in range(length):
                             dst[q] = src[q]
 
 
 @kernel
-def columns_to_planes(col, kh, kw, ww, length, dplanes):
-    """The adjoint of planes_to_columns: every column entry added back to its plane pixel."""
-    c_, n_ = dplanes.shape[:2]
-    dplanes[...] = 0
+def columns_to_planes(col, kh, kw, ww, length, n0, count, dplanes):
+    """The adjoint of planes_to_columns: every column entry of the chunk added back to its
+    plane pixel (the chunk's planes zeroed first)."""
+    c_ = dplanes.shape[0]
+    for c in range(c_):
+        for n in range(count):
+            dplanes[c, n0 + n] = 0
     for c in range(c_):
         for ky in range(kh):
             for kx in range(kw):
                 row = col[(c * kh + ky) * kw + kx]
-                for n in range(n_):
+                for n in range(count):
                     for phase in range(4):
-                        dst = tap_view(dplanes, c, n, 2, ww, phase // 2 + ky, phase % 2 + kx)
+                        dst = tap_view(dplanes, c, n0 + n, 2, ww, phase // 2 + ky,
+                                       phase % 2 + kx)
                         src = row[(n * 4 + phase) * length:]
                         for q in range(length):
                             dst[q] += src[q]
 
 
 @kernel
-def _bias_relu_pool(z, b, ww, y_pad, argmax, y):
-    """z (F, N, 4, length) from the GEMM: + b[f], then ReLU and the 2x2 max per window."""
-    f_, n_ = z.shape[:2]
+def _bias_relu_pool(z, b, ww, n0, y_pad, argmax, y):
+    """z (F, count, 4, length) from a chunk's GEMM: + b[f], then ReLU and the 2x2 max per
+    window, into images n0.. of y_pad, argmax and y."""
+    f_, count = z.shape[:2]
     for f in range(f_):
         bias = b[f]
-        for n in range(n_):
+        for n in range(count):
             acc = z[f, n]
             flat = acc.reshape(acc.size)
             for q in range(flat.size):
                 flat[q] += bias
-            pool_epilogue(acc, ww, y_pad[f, n], argmax[f, n], y[f, n])
+            pool_epilogue(acc, ww, y_pad[f, n0 + n], argmax[f, n0 + n], y[f, n0 + n])
 
 
 @reduce
-def _unpool_relu_bias(dy, y_pad, argmax, ww, dy_pad, dz, db):
-    """dz (F, N, 4, length) from the pooled gradient dy (F, N, PH, PW); db = its sum per f."""
-    f_, n_ = dy.shape[:2]
+def _unpool_relu_bias(dy, y_pad, argmax, ww, n0, dy_pad, dz, db):
+    """dz (F, count, 4, length) from the pooled gradient dy of images n0.. (F, N, PH, PW);
+    db[f] += its sum."""
+    f_, count = dz.shape[:2]
     dy_pad[...] = 0             # its padding columns stay zero
     for f in range(f_):
         total = dy.dtype.type(0)
-        for n in range(n_):
-            total += unpool_plane(dy[f, n], y_pad[f, n], argmax[f, n], ww, dy_pad, dz[f, n])
-        db[f] = total
+        for n in range(count):
+            total += unpool_plane(dy[f, n0 + n], y_pad[f, n0 + n], argmax[f, n0 + n], ww,
+                                  dy_pad, dz[f, n])
+        db[f] += total
 
 
 class PooledColumnsCache(NamedTuple):
-    col: Any        # (C*KH*KW, N*4*length) columns in pool-window order
+    planes: Any     # (C, N, 4, hh*ww) phase planes of the input: the columns come from them
     w: Any
     x_shape: tuple
     g: Any
@@ -138,39 +148,76 @@ class PooledColumnsCache(NamedTuple):
     argmax: Any     # uint8 phase of each window's maximum, at row stride ww
 
 
+def _chunk(c, g, p, itemsize):
+    """Images per chunk: their columns about CHUNK_BYTES (at least one image)."""
+    return max(1, CHUNK_BYTES // (c * g.kh * g.kw * 4 * p.length * itemsize))
+
+
+def _leading(buffer, shape):
+    return buffer.reshape(-1)[:int(np.prod(shape))].reshape(shape)
+
+
 def conv_relu_pool_forward(x, w, b, g, pool_g, backend, ws=None):
     """x (C, N, H, W) -> (maxpool2x2(relu(conv(x))) (F, N, PH, PW), cache): im2col + GEMM with
-    the columns in pool-window order, then bias, ReLU and the pool in one pass."""
+    the columns in pool-window order, then bias, ReLU and the pool in one pass; a few
+    images at a time, their columns in cache (chunked.py says why)."""
     ws = ws or Workspace(np)
     p = plane_geometry(g, 2, *x.shape[2:])
     planes = phase_planes(x, p, ws)
     (c, n), f = x.shape[:2], w.shape[0]
-    col = ws.empty("col", (c * g.kh * g.kw, n * 4 * p.length), x.dtype)
-    planes_to_columns(planes, g.kh, g.kw, p.ww, p.length, col)
-    z = np.matmul(w.reshape(f, -1), col, out=ws.empty("z", (f, col.shape[1]), x.dtype))
+    k = _chunk(c, g, p, x.dtype.itemsize)
+    rows, block = c * g.kh * g.kw, 4 * p.length
+    col = ws.empty("col", (rows, k * block), x.dtype)
+    z = ws.empty("z", (f, k * block), x.dtype)
     y, y_pad, argmax = pooled_outputs(ws, f, n, p, x.dtype)
-    _bias_relu_pool(z.reshape(f, n, 4, p.length), b, p.ww, y_pad, argmax, y)
-    return y, PooledColumnsCache(col, w, x.shape, g, p, y_pad, argmax)
+    w2 = w.reshape(f, -1)
+    for n0 in range(0, n, k):
+        count = min(k, n - n0)
+        cols = _leading(col, (rows, count * block))
+        planes_to_columns(planes, g.kh, g.kw, p.ww, p.length, n0, count, cols)
+        out = _leading(z, (f, count * block))
+        np.matmul(w2, cols, out=out)
+        _bias_relu_pool(out.reshape(f, count, 4, p.length), b, p.ww, n0, y_pad, argmax, y)
+    return y, PooledColumnsCache(planes, w, x.shape, g, p, y_pad, argmax)
 
 
 def conv_relu_pool_backward(dy, cache, need_dx=True, ws=None):
-    """dy (F, N, PH, PW) -> (dx (C, N, H, W) or None, dw, db)."""
-    col, w, x_shape, g, p, y_pad, argmax = cache
+    """dy (F, N, PH, PW) -> (dx (C, N, H, W) or None, dw, db), chunk by chunk."""
+    planes, w, x_shape, g, p, y_pad, argmax = cache
     ws = ws or Workspace(np)
     (f, n), c = dy.shape[:2], x_shape[0]
-    dz = ws.empty("dz", (f, col.shape[1]), dy.dtype)
+    k = _chunk(c, g, p, dy.dtype.itemsize)
+    rows, block = c * g.kh * g.kw, 4 * p.length
+    col = ws.empty("col", (rows, k * block), dy.dtype)
+    dz = ws.empty("dz", (f, k * block), dy.dtype)
     db = ws.empty("db", (f,), dy.dtype)
-    _unpool_relu_bias(dy, y_pad, argmax, p.ww, ws.empty("dy_pad", (p.length,), dy.dtype),
-                      dz.reshape(f, n, 4, p.length), db)
-    # dw = dz @ col.T, computed transposed: BLAS is faster with the long axis in its M.
-    dw_t = np.matmul(col, dz.T, out=ws.empty("dw_t", (col.shape[0], f), dy.dtype))
+    dw_t = ws.empty("dw_t", (rows, f), dy.dtype)
+    part = ws.empty("part", (rows, f), dy.dtype)
+    dy_pad = ws.empty("dy_pad", (p.length,), dy.dtype)
+    if need_dx:
+        dcol = ws.empty("dcol", (rows, k * block), dy.dtype)
+        dplanes = ws.empty("dplanes", planes.shape, dy.dtype)
+    w2 = w.reshape(f, -1)
+    db[:] = 0
+    for n0 in range(0, n, k):
+        count = min(k, n - n0)
+        grads = _leading(dz, (f, count * block))
+        _unpool_relu_bias(dy, y_pad, argmax, p.ww, n0, dy_pad,
+                          grads.reshape(f, count, 4, p.length), db)
+        cols = _leading(col, (rows, count * block))
+        planes_to_columns(planes, g.kh, g.kw, p.ww, p.length, n0, count, cols)
+        # dw = dz @ col.T, computed transposed: BLAS is faster with the long axis in its M.
+        np.matmul(cols, grads.T, out=dw_t if n0 == 0 else part)
+        if n0:
+            dw_t += part
+        if need_dx:
+            dcols = _leading(dcol, (rows, count * block))
+            np.matmul(w2.T, grads, out=dcols)
+            columns_to_planes(dcols, g.kh, g.kw, p.ww, p.length, n0, count, dplanes)
     dw = ws.empty("dw", w.shape, dy.dtype)
     dw.reshape(f, -1)[...] = dw_t.T
     if not need_dx:
         return None, dw, db
-    dcol = np.matmul(w.reshape(f, -1).T, dz, out=ws.empty("dcol", col.shape, dy.dtype))
-    dplanes = ws.empty("dplanes", (c, n, 4, p.hh * p.ww), dy.dtype)
-    columns_to_planes(dcol, g.kh, g.kw, p.ww, p.length, dplanes)
     dx = ws.empty("dx", x_shape, dy.dtype)
     from_phase_planes(dplanes, p, dx)
     return dx, dw, db
