@@ -92,6 +92,10 @@ def test_a_model_too_large_is_refused_before_allocating():
 def test_bad_model_arguments():
     with pytest.raises(TypeError, match="dtype must be one of"):
         Sequential([ReLU()], (1, 2, 2), dtype="float16")
+    with pytest.raises(TypeError, match="dtype must be one of"):
+        Sequential([ReLU()], (1, 2, 2), dtype=np.float16)
+    for dtype in (np.float32, np.dtype("float64"), "float64"):     # NumPy's spellings too
+        assert Sequential([ReLU()], (1, 2, 2), dtype=dtype).dtype == np.dtype(dtype)
     with pytest.raises(ValueError, match="unknown backend 'tpu'"):
         Sequential([ReLU()], (1, 2, 2), backend="tpu")
     with pytest.raises(ValueError, match="input_shape must be positive"):

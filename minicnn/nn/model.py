@@ -49,7 +49,7 @@ class Sequential:
         layers = list(layers)
         if not layers or not all(isinstance(layer, Layer) for layer in layers):
             raise TypeError("Sequential: layers must be a non-empty list of minicnn layers")
-        if str(dtype) not in _DTYPES:
+        if getattr(dtype, "__name__", str(dtype)) not in _DTYPES:  # "float32", np.float32
             raise TypeError(f"Sequential: dtype must be one of {_DTYPES}, got {dtype!r}")
         shape = tuple(input_shape)
         if not shape or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s <= 0
