@@ -21,6 +21,9 @@ import numpy as np
 
 SAMPLE = 64             # validation images whose activations are logged each epoch
 IMAGES = 8              # training inputs shown once
+# Uniform bins: NumPy counts them in one pass, where tensorboardX's default exponential
+# edges sort every value (5x slower, the bulk of an epoch's logging cost).
+BINS = 64
 
 
 class LogDirError(ValueError):
@@ -89,11 +92,11 @@ class TensorBoardLog:
         self.writer.add_scalar("epoch/images_per_second", images / stats.train_seconds, e)
         to_host = model.backend.to_numpy
         for name, p in model.params():
-            self.writer.add_histogram(f"weights/{name}", to_host(p), e)
+            self.writer.add_histogram(f"weights/{name}", to_host(p), e, bins=BINS)
         for name, g in model.grads():
-            self.writer.add_histogram(f"gradients/{name}", to_host(g), e)
+            self.writer.add_histogram(f"gradients/{name}", to_host(g), e, bins=BINS)
         for name, out in model.activations(sample_x):
-            self.writer.add_histogram(f"activations/{name}", out, e)
+            self.writer.add_histogram(f"activations/{name}", out, e, bins=BINS)
             self.writer.add_scalar(f"sparsity/{name}", float(np.mean(out == 0)), e)
         self.writer.flush()
 
