@@ -41,6 +41,8 @@ def test_custom_arch_trains(tmp_path):
                         "--arch", "conv:4:4:stride=2,relu,pool:2,dense:10", "--backend", "numpy")
     assert result.returncode == 0, result.stderr
     assert "val accuracy" in result.stdout
+    assert "architecture     conv:4:4:stride=2,relu,pool:2,dense:10" in result.stdout
+    assert "filters   " not in result.stdout  # --filters only shapes the lab model
 
 
 @needs_mnist

@@ -63,7 +63,8 @@ def summary_lines(args, model, metrics, status):
         f"learning rate    {args.lr:g} ({args.optimizer}"
         + (f", {args.lr_schedule}" if args.lr_schedule != "constant" else "")
         + (f", weights averaged {args.ema:g}" if args.ema else "") + ")",
-        f"filters          {args.filters if args.arch == 'lab' else args.arch}",
+        f"filters          {args.filters}" if args.arch == "lab" else
+        f"architecture     {args.arch}",
         f"backend          {model.backend.name} ("
         + (f"{model.comm.size} processes x " if model.comm.size > 1 else "")
         + f"{model.threads} thread{'s' if model.threads > 1 else ''})",
