@@ -23,6 +23,7 @@ import json
 import multiprocessing
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -114,13 +115,20 @@ class MinicnnModel:
         self.name = f"minicnn-{backend}" + ("+tensorboard" if logged else "") + (
             "+augment" if args.augment else "")
         self.augment = augmenter(args) if args.augment else None
-        self.board = None
+        self.board, self.board_folder = None, None
         if logged:
             from minicnn.results.tensorboard import TensorBoardLog
-            self.board = TensorBoardLog(tempfile.mkdtemp(prefix="epoch-tb-"), args.log_every)
+            self.board_folder = tempfile.mkdtemp(prefix="epoch-tb-")
+            self.board = TensorBoardLog(self.board_folder, args.log_every)
 
     def num_params(self):
         return self.model.num_params()
+
+    def close(self):
+        """Flush and stop the TensorBoard writer (its thread fails at exit if left running)."""
+        if self.board:
+            self.board.close()
+            shutil.rmtree(self.board_folder, ignore_errors=True)
 
     def train_epoch(self, x, y, batch_size):
         from minicnn.nn.fit import EpochStats, train_epoch
@@ -170,6 +178,7 @@ def make_contender(kind, threads, args):
 
 def worker(conn, kind, threads, args):
     """A contender in its own process: set up, warm up, then one epoch per request."""
+    contender = None
     try:
         contender = make_contender(kind, threads, args)
         if isinstance(contender, str):
@@ -188,6 +197,9 @@ def worker(conn, kind, threads, args):
             conn.send({"seconds": seconds, "faults_per_step": faults / steps})
     except Exception as exc:  # reported by the parent, which goes on with the others
         conn.send({"error": f"{type(exc).__name__}: {exc}"})
+    finally:
+        if hasattr(contender, "close"):
+            contender.close()
 
 
 def breakdown(backend, args):
@@ -360,7 +372,7 @@ def main(argv=None):
     result = {"config": vars(args), "system": system_info(), "threads": current_threads(),
               "epochs": rows, "notes": notes, "breakdown": {}, "one_time": {}}
     for name in args.backends:
-        if not any(r["contender"] == f"minicnn-{name}" for r in rows):
+        if not any(r["contender"].startswith(f"minicnn-{name}") for r in rows):
             continue
         if args.breakdown_steps > 0:
             parts = breakdown(name, args)
