@@ -31,6 +31,7 @@ def _template(name):
                 or (isinstance(v, float) and math.isnan(v)))
     env.filters["pct"] = lambda v: "–" if missing(v) else f"{100 * v:.2f}%"
     env.filters["num"] = lambda v, d=4: "–" if missing(v) else f"{v:.{d}f}"
+    env.filters["rate"] = lambda v: "–" if missing(v) else f"{v:.4g}"
     return env.get_template(name)
 
 
