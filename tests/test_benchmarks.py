@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 import minicnn
+from minicnn.sweeps import trial as trial_module
+from minicnn.sweeps.trial import run_trial
 
-from conftest import assert_one_line_error, needs_mnist, run_python
+from conftest import assert_one_line_error, fake_mnist, needs_mnist, run_python
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -54,6 +56,50 @@ def test_learning_rate_study(tmp_path):
     assert all(len(res["placement"]["cores"]) >= 1 for res in data["results"])
     again = run("learning_rate.py", *args)     # a re-run reuses the finished points
     assert again.returncode == 0 and again.stdout.count("reusing the finished run") == 2
+
+
+
+class InProcessCluster:
+    """A stand-in for the Dask cluster: runs each trial here, one after the other."""
+    describe = "in this process"
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def run(self, tasks, on_result, total=None, done=0):
+        for key, spec, _ in tasks:
+            on_result(key, run_trial(spec))
+
+    def close(self):
+        pass
+
+
+def test_learning_rate_study_pairs_each_curve_with_its_own_rate(tmp_path, monkeypatch, capsys):
+    """Without MNIST: fake images and the trials run in this process.  Each rate's curve
+    in the table, the CSV and the JSON must be the one its own trial trained."""
+    import importlib
+    monkeypatch.syspath_prepend(str(BENCH))
+    study = importlib.import_module("learning_rate")
+    fake_mnist(tmp_path / "data", n_train=5120, n_test=10, monkeypatch=monkeypatch)
+    monkeypatch.setattr(study, "Cluster", InProcessCluster)
+    trial_module._dataset.cache_clear()
+    out = tmp_path / "study"
+    rates = [0.5, 0.05, 0.005]
+    assert study.main(["--rates", ",".join(map(str, rates)), "--epochs", "2", "--filters", "2",
+                       "--backend", "numpy", "--data-dir", str(tmp_path / "data"),
+                       "--out", str(out)]) == 0
+    trial_module._dataset.cache_clear()
+    data = json.loads((out / "learning_rate.json").read_text())
+    rows = read_csv(out / "learning_curves.csv")
+    assert [res["lr"] for res in data["results"]] == rates
+    for res in data["results"]:
+        kept = json.loads((out / "trials" / f"lr_{res['lr']:g}" / "metrics.json").read_text())
+        assert kept["config"]["lr"] == res["lr"]
+        assert [e["val_loss"] for e in kept["epochs"]] == [e["val_loss"] for e in res["epochs"]]
+        assert [float(r["val_loss"]) for r in rows if float(r["lr"]) == res["lr"]] == \
+            pytest.approx([e["val_loss"] for e in res["epochs"]])
+    curves = [tuple(e["val_loss"] for e in res["epochs"]) for res in data["results"]]
+    assert len(set(curves)) == len(rates)       # the rates learn differently
 
 
 @needs_mnist
