@@ -167,6 +167,16 @@ def test_every_offset_and_both_flips_occur():
     assert seen == drawn
 
 
+def test_the_five_draws_of_a_sample_are_independent():
+    """Crop row, crop column, flip, brightness and contrast each get their own uniform: were
+    they one number, a sample's offset would decide its flip and its brightness."""
+    u = Augment(images(2, (3, 8, 8)), 4, seed=1).draws(np.arange(2000), 0)
+    assert u.shape == (2000, 5) and ((0 <= u) & (u < 1)).all()
+    correlation = np.corrcoef(u.T)[np.triu_indices(5, 1)]
+    assert np.abs(correlation).max() < 0.1
+    assert np.abs(u.mean(axis=0) - 0.5).max() < 0.03
+
+
 def test_a_full_size_crop_only_flips():
     x = images(40, (3, 8, 8), seed=8)
     out = Augment(x, 8)(np.arange(40), 1)

@@ -9,6 +9,7 @@ augmentation."""
 import hashlib
 import io
 import json
+import re
 import tarfile
 
 import numpy as np
@@ -170,7 +171,8 @@ def test_a_stamp_skips_the_hash_until_the_file_changes(tmp_path, monkeypatch, sm
 
 def test_a_missing_file_without_download_is_named(tmp_path, small):
     write_set(tmp_path / "cifar10", random_set(SMALL)[:5], FILES[:5])
-    with pytest.raises(DataError, match=r"cifar10: missing test_batch.bin"):
+    folder = re.escape(str(tmp_path / "cifar10" / "cifar-10-batches-bin"))
+    with pytest.raises(DataError, match=rf"cifar10: missing test_batch.bin in {folder}/$"):
         load_dataset("cifar10", tmp_path, download=False, progress=False)
 
 
@@ -221,6 +223,17 @@ def test_a_missing_set_is_downloaded_as_the_archive_and_unpacked(tmp_path, monke
     # the next run finds the files: no second download
     offline(monkeypatch)
     np.testing.assert_array_equal(small_load(tmp_path).test.x, data.test.x)
+
+
+def test_the_download_shows_its_progress(tmp_path, monkeypatch, small, capsys):
+    parts = random_set(SMALL, seed=6)
+    payload = archive(parts)
+    monkeypatch.setattr(cifar10, "ARCHIVE_SHA256", hashlib.sha256(payload).hexdigest())
+    checked(monkeypatch, {name: hashlib.sha256(records(*p)).hexdigest()
+                          for name, p in zip(FILES, parts)})
+    serve(monkeypatch, payload)
+    load_dataset("cifar10", tmp_path, progress=True, validation_size=10)
+    assert f"{cifar10.ARCHIVE}: 100%" in capsys.readouterr().err
 
 
 def test_an_archive_with_the_wrong_checksum_is_refused_in_one_line(tmp_path, monkeypatch,

@@ -112,7 +112,7 @@ def test_the_running_statistics_are_not_averaged(rng):
 
 @pytest.mark.parametrize("decay", [0, 1, 1.5, -0.5])
 def test_decay_outside_0_1_is_refused(decay):
-    with pytest.raises(ValueError, match="decay"):
+    with pytest.raises(ValueError, match=rf"^--ema: decay must be in \(0, 1\), got {decay!r}"):
         WeightAverage(decay)
 
 

@@ -65,7 +65,7 @@ def test_step_multiplies_at_each_epoch():
 
 def test_cosine_from_lr_to_zero():
     s = parse_schedule("cosine", 0.3, 10, 4)               # 40 steps
-    assert s.total_steps == 40
+    assert (s.kind, s.total_steps) == ("cosine", 40)
     assert s(0) == 0.3
     assert s(20) == pytest.approx(0.15, rel=1e-12)
     assert s(10) == pytest.approx(0.3 * (1 + math.cos(math.pi / 4)) / 2, rel=1e-12)
@@ -104,7 +104,15 @@ def test_bad_specs_are_refused_in_one_line(spec, match):
     with pytest.raises(ScheduleError, match=match) as info:
         parse_schedule(spec, 0.1, 10, 5)
     assert "--lr-schedule" in str(info.value) and "\n" not in str(info.value)
+    if "unknown schedule" not in str(info.value):       # the message quotes what was given
+        assert str(info.value).startswith(f"--lr-schedule {spec!r}: ")
     assert isinstance(info.value, ValueError)
+
+
+def test_a_decay_every_step_is_the_most_often_allowed():
+    s = parse_schedule("staircase:0.5:0.1", 1.0, 10, 5)      # 0.1 epoch of 10 steps: 1 step
+    assert (s.kind, s.decay_steps) == ("staircase", 1)
+    assert [s(0), s(1), s(2)] == [1.0, 0.5, 0.25]
 
 
 # -- fit() ----------------------------------------------------------------------------------

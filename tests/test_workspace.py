@@ -32,6 +32,8 @@ def op_cases(dtype):
     d, dw, db, dy_dense = arr(256, 1024), arr(1024, 64), arr(64), arr(256, 64)
     logits, labels = arr(4096, 16), rng.integers(0, 16, 4096)
     flat_dy = arr(64, 4 * 32 * 32)
+    u = rng.random(x.shape).astype(dtype)               # dropout's uniform draws
+    gamma, beta, units = arr(4), arr(4), arr(1024)
 
     def fwd_bwd(forward, backward, dy, *backward_args):
         def call(ws):
@@ -60,7 +62,30 @@ def op_cases(dtype):
         "to_public": lambda ws: (ops.to_public(x, NUMBA, ws),),
         "softmax_cross_entropy": lambda ws: ops.softmax_cross_entropy(logits, labels, NUMBA,
                                                                       None, ws)[1:],
+        "tanh": fwd_bwd(lambda ws: ops.tanh_forward(x, NUMBA, ws), ops.tanh_backward, x),
+        "avgpool": fwd_bwd(lambda ws: ops.avgpool_forward(x, plain_pool_g, NUMBA, ws),
+                           ops.avgpool_backward, dy_plain_pool),
+        "dropout": fwd_bwd(lambda ws: ops.dropout_forward(x, u, 0.4, NUMBA, ws),
+                           ops.dropout_backward, x),
+        "lrn": fwd_bwd(lambda ws: ops.lrn_forward(x, 2, 1.0, 1e-3, 0.75, NUMBA, ws),
+                       ops.lrn_backward, x),
+        # dgamma and dbeta, (C,) each, are fresh copies by design (the shards' parts are
+        # summed afterwards): only x-sized outputs are compared
+        "batchnorm": lambda ws: _x_sized(fwd_bwd(
+            lambda ws: ops.batchnorm_forward(x, gamma, beta, 1e-3, lambda a: a, NUMBA, ws),
+            ops.batchnorm_backward, x, True)(ws)),
+        "batchnorm_dense": lambda ws: _x_sized(fwd_bwd(
+            lambda ws: ops.batchnorm_forward(d, units, units, 1e-3, lambda a: a, NUMBA, ws),
+            ops.batchnorm_backward, d, True)(ws)),
+        "batchnorm_inference": lambda ws: _x_sized(fwd_bwd(
+            lambda ws: ops.batchnorm_inference_forward(x, gamma, beta, beta, gamma * gamma,
+                                                       1e-3, NUMBA, ws),
+            ops.batchnorm_inference_backward, x, True)(ws)),
     }
+
+
+def _x_sized(arrays):
+    return tuple(a for a in arrays if a is not None and a.ndim > 1)
 
 
 def _as_tuple(result):

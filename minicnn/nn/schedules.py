@@ -41,14 +41,14 @@ class Schedule(NamedTuple):
                                              / self.total_steps))
 
 
-def _number(text, what, spec, positive=True):
+def _positive(text, what, spec):
     try:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        raise ScheduleError(f"--lr-schedule {spec!r}: {what} must be a "
-                            f"{'positive' if positive else 'non-negative'} number, got {text!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ScheduleError(f"--lr-schedule {spec!r}: {what} must be a positive number, "
+                            f"got {text!r}")
     return value
 
 
@@ -71,13 +71,13 @@ def parse_schedule(spec, lr, steps_per_epoch, epochs):
     if kind == "cosine":
         return Schedule(kind, lr, total_steps=max(1, math.ceil(steps_per_epoch * epochs)))
     if kind == "step":
-        epochs_at = [_number(e, "each epoch", spec) for e in args[0].split(",") if e.strip()]
+        epochs_at = [_positive(e, "each epoch", spec) for e in args[0].split(",") if e.strip()]
         if not epochs_at:
             raise ScheduleError(f"--lr-schedule {spec!r}: give the epochs, e.g. step:30,60:0.1")
-        return Schedule(kind, lr, rate=_number(args[1], "the factor", spec),
+        return Schedule(kind, lr, rate=_positive(args[1], "the factor", spec),
                         boundaries=tuple(int(e * steps_per_epoch) for e in sorted(epochs_at)))
-    rate = _number(args[0], "the decay rate", spec)
-    decay_steps = int(_number(args[1], "the epochs per decay", spec) * steps_per_epoch)
+    rate = _positive(args[0], "the decay rate", spec)
+    decay_steps = int(_positive(args[1], "the epochs per decay", spec) * steps_per_epoch)
     if decay_steps < 1:
         raise ScheduleError(f"--lr-schedule {spec!r}: the decay comes more often than once a "
                             "step; give more epochs per decay")

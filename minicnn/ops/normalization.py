@@ -172,8 +172,8 @@ def power(u, exponent, xp, out):
         return xp.divide(1, out, out=out)
     if exponent == -0.75:
         xp.sqrt(u, out=out)
-        xp.multiply(out, xp.sqrt(out), out=out)      # u^0.5 * u^0.25
-        return xp.divide(1, out, out=out)
+        xp.sqrt(out, out=out)
+        return xp.divide(out, u, out=out)            # u^0.25 / u, in the one buffer
     return xp.power(u, exponent, out=out)
 
 
