@@ -7,7 +7,8 @@ the cores.  Rules measured on this engine (docs/backends.md):
   - the inner loop runs over contiguous pixels, never over a handful of channels;
   - a shifted window is a view (``row = plane[y, x0:]``, then ``row[j]``), not an
     index with a runtime offset, which stops LLVM from vectorising;
-  - reductions use ``reduce`` (fastmath reassociation, so they vectorise); no
+  - reductions use ``reduce`` (fastmath reassociation, so they vectorise), or
+    ``ordered_sum`` where the order must not depend on how the kernel was compiled; no
     kernel uses the flags that assume away NaN or infinity, so NaN propagates
     as it does in NumPy;
   - the taps of a small kernel are hoisted into scalars;
@@ -60,6 +61,41 @@ def first_max(best, k, value, place):
     first NaN wins over numbers, as numpy.argmax; branch-free, so a loop of it vectorises."""
     take = (value > best) | ((value != value) & (best == best))
     return (value if take else best), (place if take else k)
+
+
+@kernel
+def ordered_sum(a):
+    """The sum of a (1-D) in an order fixed by this source: sixteen running sums of
+    a[q::16], then a fixed tree.  Without fastmath the compiler may not reorder it, yet the
+    sixteen independent sums still vectorise.  A ``reduce`` loop's order is the compiler's
+    choice, and Numba compiles a kernel inlined into another differently fresh than from the
+    cache (a fresh and a cached run then differ in the last bit: tests/test_numba_cache.py)."""
+    zero = a.dtype.type(0)
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = zero
+    s8 = s9 = s10 = s11 = s12 = s13 = s14 = s15 = zero
+    n = a.size - a.size % 16
+    for q in range(0, n, 16):
+        s0 += a[q]
+        s1 += a[q + 1]
+        s2 += a[q + 2]
+        s3 += a[q + 3]
+        s4 += a[q + 4]
+        s5 += a[q + 5]
+        s6 += a[q + 6]
+        s7 += a[q + 7]
+        s8 += a[q + 8]
+        s9 += a[q + 9]
+        s10 += a[q + 10]
+        s11 += a[q + 11]
+        s12 += a[q + 12]
+        s13 += a[q + 13]
+        s14 += a[q + 14]
+        s15 += a[q + 15]
+    tail = zero
+    for q in range(n, a.size):
+        tail += a[q]
+    return ((((s0 + s8) + (s4 + s12)) + ((s2 + s10) + (s6 + s14)))
+            + (((s1 + s9) + (s5 + s13)) + ((s3 + s11) + (s7 + s15)))) + tail
 
 
 @kernel

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import first_max, kernel, reduce, relu
+from . import first_max, kernel, ordered_sum, reduce, relu
 
 
 class Planes(NamedTuple):
@@ -124,18 +124,17 @@ def relu_pool_2x2(acc, y, argmax):
         argmax[q] = k
 
 
-@reduce
+@kernel
 def unpool_relu(dy, y, argmax, dz):
     """dz[phase, q] = dy[q] * (y[q] > 0) for the phase that won window q, 0 for the others
     (a multiplication, as the reference's ReLU backward: NaN * 0 stays NaN); returns the sum
     of what went through, the window's share of db.  One output stream per loop, so each
     loop vectorises."""
     zero = dy.dtype.type(0)
-    total = zero
     g = dz[0]                   # first the masked gradient, then it is spread over the phases
     for q in range(y.size):
         g[q] = dy[q] * (y[q] > zero)
-        total += g[q]
+    total = ordered_sum(g[:y.size])
     for phase in range(3, -1, -1):
         z, k = dz[phase], np.uint8(phase)
         for q in range(y.size):
