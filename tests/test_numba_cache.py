@@ -16,7 +16,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from conftest import needs_mnist, run_module
 
 ROOT = Path(__file__).resolve().parents[1]
