@@ -28,7 +28,3 @@ class Workspace:
         if ws is None:
             ws = self._parts[name] = Workspace(self.xp)
         return ws
-
-    def nbytes(self):
-        return (sum(b.nbytes for b in self._buffers.values())
-                + sum(p.nbytes() for p in self._parts.values()))
