@@ -95,6 +95,16 @@ def test_auto_choices_follow_the_rules():
     assert [s.algorithm for s in minicnn.lab_model(16, backend="numpy").plan[:2]] == ["im2col"] * 2
 
 
+@pytest.mark.parametrize("channels,expected", [
+    (algorithms.DIRECT_MAX_CHANNELS, "direct"), (algorithms.DIRECT_MAX_CHANNELS + 1, "winograd"),
+    (algorithms.WINOGRAD_MIN_CHANNELS, "winograd"), (algorithms.WINOGRAD_MIN_CHANNELS - 1,
+                                                     "direct")])
+def test_auto_at_the_edges_of_its_channel_rules(channels, expected):
+    model = minicnn.Sequential([minicnn.Conv2D(4, 3, padding="same"), minicnn.Flatten(),
+                                minicnn.Dense(2)], (channels, 6, 6), backend="numba")
+    assert model.plan[0].algorithm == expected
+
+
 @pytest.mark.parametrize("layer,match", [
     (minicnn.Conv2D(4, 5, padding="same", algorithm="winograd"),
      "conv2d: algorithm 'winograd' cannot run this layer: it needs a 3x3 kernel with stride 1, "

@@ -321,6 +321,35 @@ def test_fit_trains_on_the_augmented_batches_with_their_labels():
         assert sorted(used) == list(range(23))             # every image once an epoch
 
 
+def test_the_next_batch_is_made_while_this_one_trains():
+    """A training step waits (up to 10 s) until the augmentation of the next batch has begun:
+    without the background thread working one step ahead, it never would."""
+    import threading
+    from minicnn.nn.fit import fit
+    from minicnn.nn.optim import SGD
+    data = dataset(n=20, shape=(3, 10, 10))
+    augment = Augment(data.train.x, 8, seed=4)
+    calls, called = [], threading.Condition()
+
+    def recording_augment(indices, epoch):
+        with called:
+            calls.append(epoch)
+            called.notify_all()
+        return augment(indices, epoch)
+
+    class Waiting(Recorder):
+        def train_step(self, x, y, optimizer):
+            step_in_epoch = self.steps_taken % 4             # 20 images, batches of 5
+            if step_in_epoch < 3:
+                with called:
+                    assert called.wait_for(lambda: len(calls) > self.steps_taken + 1, 10), \
+                        f"step {self.steps_taken}: the next batch was not begun"
+            return super().train_step(x, y, optimizer)
+    model = Waiting((3, 8, 8))
+    fit(model, SGD(0.1), data, 2, 5, seed=0, augment=recording_augment)
+    assert calls == [1] * 4 + [2] * 4 and len(model.batches) == 8
+
+
 def test_fit_with_augment_trains_a_real_model():
     """The training images stay full size on the host; the model sees the crops and learns
     (a colour per class survives cropping, flipping and standardisation)."""

@@ -65,6 +65,23 @@ class Spy:
                 for i in range(0, len(self.batches), steps)]
 
 
+def test_each_step_reports_its_own_batchs_loss_and_accuracy():
+    """What on_step gets (TensorBoard's training scalars): each batch's mean loss and its
+    accuracy, which weighted by the batch sizes give the epoch's numbers."""
+    data = indexed_data()
+    model = small_model("float64")
+    steps = []
+    history = fit(model, minicnn.SGD(1e-300), data, epochs=1, batch_size=10, seed=3,
+                  on_step=lambda step, loss, acc, lr, xb: steps.append((loss, acc, len(xb))))
+    sizes = np.array([n for _, _, n in steps])
+    assert sizes.sum() == len(data.train.y) and sizes[-1] < 10      # a short last batch too
+    loss, acc = (np.array([s[i] for s in steps]) for i in (0, 1))
+    assert ((0 <= acc) & (acc <= 1)).all() and len(set(acc.tolist())) > 1
+    assert (loss * sizes).sum() / sizes.sum() == pytest.approx(history[0].train_loss, rel=1e-12)
+    assert (acc * sizes).sum() / sizes.sum() == pytest.approx(history[0].train_accuracy,
+                                                               abs=1e-12)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_fit_reports_what_evaluate_measures(threads):
     """Weights that cannot move (lr 1e-300, float64): the epoch's training loss and accuracy,
