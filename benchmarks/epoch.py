@@ -1,4 +1,5 @@
-"""One epoch of a model: minicnn beside PyTorch and TensorFlow, at 1 and 2 threads.
+"""One epoch of a model: minicnn beside PyTorch (eager and compiled), TensorFlow and JAX, at 1
+and 2 threads.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/epoch.py
     python benchmarks/epoch.py --filters 64 --threads 1,2 --repeats 5 --out results/epoch64
@@ -38,7 +39,7 @@ from minicnn_contender import (MinicnnModel, breakdown, one_time_costs,  # noqa:
                                synthetic_data)
 
 PROG = "benchmarks/epoch.py"
-FRAMEWORKS = ("pytorch", "tensorflow")
+FRAMEWORKS = ("pytorch", "pytorch-compile", "tensorflow", "jax")
 
 
 def parse_args(argv=None):
@@ -59,7 +60,9 @@ def parse_args(argv=None):
                         "cupy where it can run)")
     p.add_argument("--conv-algo", default="auto", help="minicnn's convolution algorithm")
     p.add_argument("--frameworks", default=",".join(FRAMEWORKS),
-                   help="comma-separated: pytorch, tensorflow (those not installed are reported)")
+                   help="comma-separated: pytorch (eager), pytorch-compile (torch.compile), "
+                        "tensorflow (a tf.function step), jax (a jax.jit step); default all: "
+                        "those not installed are reported")
     p.add_argument("--tensorboard", action="store_true",
                    help="also time each minicnn backend with TensorBoard logging (every "
                         "--log-every steps, and the epoch's histograms): its cost")
@@ -89,9 +92,14 @@ def parse_args(argv=None):
 def make_contender(kind, threads, args):
     """A contender object, or a string saying why there is none."""
     import frameworks
-    if kind == "pytorch":
-        return (frameworks.make_torch(args.arch, args.input_shape, args.lr, threads, args.filters)
+    if kind in ("pytorch", "pytorch-compile"):
+        return (frameworks.make_torch(args.arch, args.input_shape, args.lr, threads, args.filters,
+                                      compiled=kind == "pytorch-compile")
                 or "PyTorch is not installed")
+    if kind == "jax":
+        from jax_model import make_jax
+        return (make_jax(args.arch, args.input_shape, args.lr, threads, args.filters)
+                or "JAX is not installed")
     if kind == "tensorflow":
         return (frameworks.make_keras(args.arch, args.input_shape, args.lr, threads, args.filters)
                 or "TensorFlow is not installed")

@@ -1,4 +1,5 @@
-"""minicnn's models in PyTorch and in TensorFlow/Keras, for side-by-side timings.
+"""minicnn's models in PyTorch (eager or torch.compile) and in TensorFlow/Keras, for
+side-by-side timings (JAX: jax_model.py).
 
 ``torch_model`` and ``keras_model`` translate a list of built minicnn layers
 (any preset or --arch spec) into the framework's own layers: the same
@@ -81,7 +82,9 @@ def torch_model(layers, input_shape):
 
 
 class TorchModel:
-    def __init__(self, layers, input_shape, lr, threads, device="cpu", seed=0):
+    """Eager PyTorch, or with ``compiled`` the model through torch.compile (Inductor)."""
+
+    def __init__(self, layers, input_shape, lr, threads, device="cpu", seed=0, compiled=False):
         import torch
         self.torch, self.device = torch, device
         if threads:
@@ -94,7 +97,9 @@ class TorchModel:
         groups += [{"params": [p], "weight_decay": rate} for p, rate in decayed]
         self.opt = torch.optim.SGD(groups, lr=lr)
         self.loss = torch.nn.CrossEntropyLoss()
-        self.name = f"pytorch-{device} {torch.__version__}"
+        self.name = f"pytorch-{device}{'-compile' if compiled else ''} {torch.__version__}"
+        if compiled:
+            self.model = torch.compile(self.model)
 
     def synchronize(self):
         if self.device != "cpu":
@@ -220,13 +225,14 @@ def built_layers(arch, input_shape, filters=16, units=128):
     return layers
 
 
-def make_torch(arch, input_shape, lr, threads, filters=16, device="cpu"):
+def make_torch(arch, input_shape, lr, threads, filters=16, device="cpu", compiled=False):
     if not available("torch"):
         return None
     import torch
     if device == "cuda" and not torch.cuda.is_available():
         return None
-    return TorchModel(built_layers(arch, input_shape, filters), input_shape, lr, threads, device)
+    return TorchModel(built_layers(arch, input_shape, filters), input_shape, lr, threads, device,
+                      compiled=compiled)
 
 
 def make_keras(arch, input_shape, lr, threads, filters=16):

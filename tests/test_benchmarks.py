@@ -138,7 +138,8 @@ def test_runtime_study_says_why_the_gpu_series_is_missing(tmp_path):
     ("runtime.py", ["--cpu-filters", "a,b"], "is not a comma-separated list"),
     ("runtime.py", ["--devices", "tpu"], "--devices: use cpu, gpu"),
     ("epoch.py", ["--repeats", "0"], "must be a positive int"),
-    ("epoch.py", ["--frameworks", "jax"], "--frameworks: use pytorch, tensorflow"),
+    ("epoch.py", ["--frameworks", "mxnet"],
+     "--frameworks: use pytorch, pytorch-compile, tensorflow, jax"),
 ])
 def test_bad_flags_are_one_line(script, args, match):
     assert_one_line_error(run(script, *args, data=False), re.escape(match))
