@@ -101,6 +101,7 @@ def test_softmax_cross_entropy_is_stable_for_huge_logits(backend):
     (((5, 5), (1, 1), (2, 2), "same"), (0, 0, 0, 0, 3, 3)),
     (((7, 7), (2, 2), (2, 2), "valid"), (0, 0, 0, 0, 3, 3)),
     (((7, 9), (3, 3), (2, 2), (1, 2)), (1, 1, 2, 2, 4, 6)),
+    (((5, 3), (5, 5), (1, 1), (0, 1)), (0, 0, 1, 1, 1, 1)),     # exactly the padded input
 ])
 def test_window_geometry(padding, expected):
     (h, w), kernel, stride, pad = padding
