@@ -223,9 +223,13 @@ def main(argv=None):
         if args.breakdown_steps > 0:
             parts = breakdown(name, args)
             result["breakdown"][name] = parts
-            print(f"\nper-step breakdown, minicnn-{name}, 1 thread (ms per training step):")
+            peak = parts[0]["gemm_peak_gflops"]
+            print(f"\nper-step breakdown, minicnn-{name}, 1 thread (ms per training step; "
+                  f"GFLOP/s nominal, against this backend's 1024^3 sgemm, {peak:.0f} GFLOP/s):")
             for p in parts:
-                print(f"  {p['part']:52s} {p['ms']:8.3f} ms  {100 * p['share']:5.1f}%")
+                rate = (f"  {p['gflops']:6.1f} GFLOP/s {100 * p['gflops'] / peak:4.0f}% of peak"
+                        if "gflops" in p else "")
+                print(f"  {p['part']:52s} {p['ms']:8.3f} ms  {100 * p['share']:5.1f}%{rate}")
             print(f"  {'total':52s} {sum(p['ms'] for p in parts if not p.get('overlapped')):8.3f} ms"
                   + ("  (the augmentation runs beside it)" if args.augment else ""))
         if not args.no_subprocess:

@@ -88,8 +88,41 @@ def augmenter(args):
     return lambda indices, epoch: full(indices % len(images), epoch)
 
 
+def gemm_peak(backend, size=1024, repeats=5):
+    """GFLOP/s of this backend's float32 matrix product on (size x size) operands, the best of
+    ``repeats`` (the ceiling the convolutions' and dense layers' GEMMs are measured against)."""
+    xp, b = backend.xp, backend
+    a = b.asarray(synthetic_data(size, (size,), 3)[0])
+    out = xp.empty((size, size), dtype=a.dtype)
+    best = float("inf")
+    for _ in range(repeats + 1):
+        b.synchronize()
+        t = time.perf_counter()
+        xp.matmul(a, a, out=out)
+        b.synchronize()
+        best = min(best, time.perf_counter() - t)
+    return 2 * size ** 3 / best / 1e9
+
+
+def step_flops(step, batch, first):
+    """Nominal FLOPs (forward, backward) of one plan step for a batch: 2 x the multiply-adds
+    of a direct convolution or of the dense product (Winograd does fewer multiplications,
+    so its rate is an effective one, as cuDNN reports it); backward computes the weight
+    gradient and, but for the first step, the input gradient."""
+    from minicnn.nn.layers import Conv2D, Dense
+    forward = 0
+    for layer in step.layers:
+        if isinstance(layer, Conv2D):
+            forward += 2 * batch * layer.params["w"].size * layer.g.oh * layer.g.ow
+        elif isinstance(layer, Dense):
+            forward += 2 * batch * layer.params["w"].size
+    return forward, forward * (1 if first else 2)
+
+
 def breakdown(backend, args):
-    """ms per step of every step of minicnn's plan (one thread), timed inside train_epoch."""
+    """ms per step of every step of minicnn's plan (one thread), timed inside train_epoch,
+    with the achieved GFLOP/s of the steps that multiply (and this backend's GEMM peak in
+    the first part's ``gemm_peak_gflops``)."""
     import minicnn
     from minicnn.nn.fit import train_epoch
     minicnn.configure_threads(1)
@@ -111,10 +144,13 @@ def breakdown(backend, args):
             return out
         return run
     shard = model._shards[0]
-    for step in model.plan:
+    flops = {}
+    for i, step in enumerate(model.plan):
         label = step.name + (f" [{step.algorithm}]" if step.algorithm else "")
         step.forward = timed(f"{label} forward", step.forward)
         step.backward = timed(f"{label} backward", step.backward)
+        flops[f"{label} forward"], flops[f"{label} backward"] = step_flops(
+            step, args.batch_size, first=i == 0)
     shard.loss_fn = timed("softmax cross-entropy", shard.loss_fn)
     opt.step = timed("sgd update", opt.step)
     train_epoch(model, opt, x[:args.batch_size * 5], y[:args.batch_size * 5], args.batch_size,
@@ -126,6 +162,10 @@ def breakdown(backend, args):
     times["other (batching, checks, Python)"] = total - sum(times.values())
     parts = [{"part": k, "ms": 1e3 * v / args.breakdown_steps, "share": v / total}
              for k, v in times.items()]
+    for p in parts:
+        if flops.get(p["part"]):
+            p["gflops"] = flops[p["part"]] / (p["ms"] / 1e3) / 1e9
+    parts[0]["gemm_peak_gflops"] = gemm_peak(b)
     if args.augment:        # on the host, overlapped with training in a run: its own share
         import numpy as np
         augment, n = augmenter(args), len(order)

@@ -160,6 +160,23 @@ def test_epoch_benchmark_runs(tmp_path):
     steps = [step.name for step in minicnn.lab_model(16, backend="numba").plan]
     assert [p["part"].split(" [")[0].rsplit(" ", 1)[0] for p in parts[:len(steps)]] == steps
     assert "conv2d+relu+maxpool2d [" in result.stdout
+    # the steps that multiply report their rate, beside the GEMM peak the benchmark measured
+    assert parts[0]["gemm_peak_gflops"] > 0
+    rated = {p["part"] for p in parts if p.get("gflops", 0) > 0}
+    assert {p["part"] for p in parts if p["part"].startswith(("conv2d", "dense"))} == rated
+    assert "GFLOP/s" in result.stdout
+
+
+def test_step_flops_count_the_lab_models_multiply_adds(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    from minicnn_contender import step_flops
+    plan = minicnn.lab_model(16, backend="numpy").plan
+    conv1, conv2, dense = plan[0], plan[1], plan[3]
+    assert step_flops(conv1, 50, first=True) == (2 * 50 * 16 * 9 * 28 * 28,) * 2  # no dx
+    assert step_flops(conv2, 50, first=False) == (2 * 50 * 16 * 16 * 9 * 14 * 14,
+                                                  2 * 2 * 50 * 16 * 16 * 9 * 14 * 14)
+    assert step_flops(dense, 50, first=False) == (2 * 50 * 784 * 128, 4 * 50 * 784 * 128)
+    assert step_flops(plan[2], 50, first=False) == (0, 0)                         # flatten
 
 
 def test_epoch_benchmark_measures_compile_time_and_peak_memory(tmp_path):
