@@ -15,14 +15,14 @@ import time
 
 import numpy as np
 
+from minicnn.nn import initializers
 from minicnn.nn.layers import (AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid,
                                Tanh)
 from minicnn.nn.regularization import BatchNorm, Dropout, LocalResponseNorm
 
 
 def _glorot(rng, shape, fan_in, fan_out):
-    limit = np.sqrt(6.0 / (fan_in + fan_out))
-    return rng.uniform(-limit, limit, shape).astype(np.float32)
+    return initializers.draw("glorot_uniform", rng, shape, fan_in, fan_out).astype(np.float32)
 
 
 def _pads(g):

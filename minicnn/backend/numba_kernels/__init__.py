@@ -66,10 +66,12 @@ def first_max(best, k, value, place):
 @kernel
 def ordered_sum(a):
     """The sum of a (1-D) in an order fixed by this source: sixteen running sums of
-    a[q::16], then a fixed tree.  Without fastmath the compiler may not reorder it, yet the
-    sixteen independent sums still vectorise.  A ``reduce`` loop's order is the compiler's
-    choice, and Numba compiles a kernel inlined into another differently fresh than from the
-    cache (a fresh and a cached run then differ in the last bit: tests/test_numba_cache.py)."""
+    a[q::16], then a fixed tree.  Without fastmath the compiler may not reorder it.  A
+    ``reduce`` loop's order is the compiler's choice, and Numba compiles a kernel inlined
+    into another differently fresh than from the cache (a fresh and a cached run then differ
+    in the last bit: tests/test_numba_cache.py).  The price: LLVM does not vectorise these
+    sums, about 3x slower than a ``reduce`` loop (docs/results.md, section 1b), so use it only
+    where the order matters."""
     zero = a.dtype.type(0)
     s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = zero
     s8 = s9 = s10 = s11 = s12 = s13 = s14 = s15 = zero
