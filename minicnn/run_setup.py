@@ -71,8 +71,10 @@ def build_model(args, comm=None):
     from .data import info
     from .nn.memory import NotEnoughMemory
     from .nn.model import Sequential
+    from .parallel.shards import shard_count
     from .parallel.threads import configure
     from .data.augment import check_crop
+    from .nn.regularization import BatchNorm
     shape = info(args.dataset).shape
     try:
         check_crop(args.crop, shape)
@@ -86,8 +88,13 @@ def build_model(args, comm=None):
     # CPU backends: one shard per core; a GPU is fed by one thread unless told otherwise.
     threads = configure(args.threads or (1 if backend.name == "cupy" else None))
     try:
+        shard_count(threads, args.shards, any(isinstance(layer, BatchNorm) for layer in layers),
+                    "--shards: ")
+    except ValueError as exc:
+        fail(PROG, str(exc))
+    try:
         model = Sequential(layers, shape, backend=backend, seed=args.seed, threads=threads,
-                           comm=comm)
+                           shards=args.shards, comm=comm)
         check_memory(args, model)
     except (ValueError, TypeError) as exc:
         fail(PROG, f"--arch {args.arch!r} does not fit {shape} images: {exc}")

@@ -135,3 +135,29 @@ def test_the_summary_tests_on_the_test_split_and_validates_on_the_validation_spl
     assert (last["val_loss"], last["val_accuracy"]) == pytest.approx(val, rel=1e-6)
     assert test[0] != pytest.approx(val[0], rel=1e-4)
     assert metrics["training_images"] == 120
+
+
+def test_shards_train_the_numbers_of_their_count_on_any_threads(tmp_path, monkeypatch, capsys):
+    """--shards 3 on one thread and on two: the same metrics, and metrics.json says how the
+    batches were cut."""
+    import json
+    import numpy as np
+    from minicnn import run_setup, train
+    from minicnn.data import Dataset, Split
+    rng = np.random.default_rng(6)
+
+    def split(n):
+        return Split(rng.random((n, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, n))
+    data = Dataset(split(90), split(20), split(30))
+    monkeypatch.setattr(run_setup, "load_data", lambda prog, args, progress=False: data)
+    runs = []
+    for threads in ("1", "2"):
+        out = tmp_path / f"run{threads}"
+        result = call_main(train.main, ["--epochs", "1", "--backend", "numba", "--threads",
+                                        threads, "--shards", "3", "--filters", "2", "--out",
+                                        str(out), "--quiet"], capsys)
+        assert result.returncode == 0, result.stderr
+        runs.append(json.loads((out / "metrics.json").read_text()))
+    assert [(r["threads"], r["shards"]) for r in runs] == [(1, 3), (2, 3)]
+    assert runs[0]["test_loss"] == runs[1]["test_loss"]
+    assert runs[0]["epochs"][0]["train_loss"] == runs[1]["epochs"][0]["train_loss"]

@@ -51,6 +51,10 @@ def test_bad_flags_one_line_exit_2(args, match):
     (["--lr-schedule", "step:a,b:0.1"], "each epoch must be a positive number, got 'a'"),
     (["--ema", "1.5"], "--ema: decay must be in (0, 1), got 1.5"),
     (["--crop", "40"], "--crop 40 is larger than the 28x28 images; give at most 28"),
+    (["--threads", "2", "--shards", "1"],
+     "--shards: 1 shards leave some of the 2 threads idle; use at least 2 shards"),
+    (["--arch", "conv:8:3,bn,relu,dense:10", "--threads", "2", "--shards", "4"],
+     "--shards: a model with batch norm needs one shard per thread, 2, got 4"),
     (["--arch", "cifar10-tutorial", "--crop", "40"], "--crop 40 is larger than the 32x32"),
 ])
 def test_arch_problems_are_found_without_the_data(args, match):

@@ -93,7 +93,8 @@ def _as_tuple(result):
 
 
 def buffers(ws):
-    yield from ws._buffers.values()
+    for kept in ws._buffers.values():
+        yield from kept
     for part in ws._parts.values():
         yield from buffers(part)
 
@@ -117,3 +118,17 @@ def test_a_warm_workspace_gives_the_same_buffers_and_allocates_nothing(name):
     assert all(np.shares_memory(a, b) for a, b in zip(first, second))
     if name != "softmax_cross_entropy":
         assert peak < NO_ALLOCATION
+
+
+def test_a_name_keeps_the_buffers_of_its_last_two_shapes():
+    """A thread's plan runs shards of two sizes in any order: both stay; a third shape
+    replaces the one used least recently."""
+    ws = Workspace(np)
+    a, b = ws.empty("x", (13, 4), np.float32), ws.empty("x", (12, 4), np.float32)
+    assert ws.empty("x", (13, 4), np.float32) is a and ws.empty("x", (12, 4), np.float32) is b
+    assert ws.empty("x", (13, 4), np.float32) is a          # a is now the latest
+    c = ws.empty("x", (50, 4), np.float32)
+    assert ws.empty("x", (13, 4), np.float32) is a          # b, the older, made room for c
+    assert ws.empty("x", (50, 4), np.float32) is c
+    assert ws.empty("x", (12, 4), np.float32) is not b
+    assert ws.empty("x", (13, 4), np.float64).dtype == np.float64

@@ -6,9 +6,11 @@ in one flat buffer (``flat_params``) and every gradient in another
 (``flat_grads``), so an optimizer update is one call; ``layer.params`` and
 ``layer.grads`` are views into them (nn/buffers.py), and ``layer.state`` (batch
 norm's running statistics) views into ``flat_state``.  With ``threads=k`` a
-training step cuts its batch into k shards run on k threads
-(parallel/shards.py), each with its own plan (``ShardPlan``), and sums their
-gradients before the one update.
+training step cuts its batch into ``shards`` parts (default: one per thread),
+each with its own gradient buffer; each of the k threads has its own plan
+(``ShardPlan``) and takes the next shard as it comes free (parallel/shards.py),
+and the shards' gradients are summed in shard order before the one update, so
+the numbers depend on the shard count, never on which thread ran what.
 
 Training and inference: ``train_step`` trains (dropout drops, batch norm uses
 and updates the batch's statistics); ``forward``, ``evaluate`` and ``predict``
@@ -22,7 +24,7 @@ from .. import ops
 from ..backend import get_backend
 from ..ops.workspace import Workspace
 from ..parallel.shards import (ShardSums, SingleProcess, ThreadShards, part_of, shard_bounds,
-                               sum_gradients)
+                               shard_count, sum_gradients)
 from . import memory, model_file, validate
 from .buffers import FlatLayout
 from .layers import Layer
@@ -35,7 +37,7 @@ _DTYPES = ("float32", "float64")
 
 class Sequential:
     """``Sequential(layers, input_shape=(C, H, W), backend="numpy", dtype="float32", seed=0,
-    threads=1, fuse=True, comm=None)``.
+    threads=1, shards=None, fuse=True, comm=None)``.
 
     The last layer's outputs are the logits.  ``fuse=False`` runs every layer
     as its own step (same numbers; the tests compare the two).  ``comm``: the
@@ -45,20 +47,14 @@ class Sequential:
     """
 
     def __init__(self, layers, input_shape, backend="numpy", dtype="float32", seed=0,
-                 threads=1, fuse=True, comm=None):
+                 threads=1, shards=None, fuse=True, comm=None):
         layers = list(layers)
         if not layers or not all(isinstance(layer, Layer) for layer in layers):
             raise TypeError("Sequential: layers must be a non-empty list of minicnn layers")
-        if getattr(dtype, "__name__", str(dtype)) not in _DTYPES:  # "float32", np.float32
-            raise TypeError(f"Sequential: dtype must be one of {_DTYPES}, got {dtype!r}")
-        shape = tuple(input_shape)
-        if not shape or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s <= 0
-                            for s in shape):
-            raise ValueError(f"Sequential: input_shape must be positive ints like (1, 28, 28), "
-                             f"got {input_shape!r}")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"Sequential: seed must be an int >= 0, got {seed!r}")
-        self.threads = validate.positive_int(threads, "threads", "Sequential")
+        shape, self.threads, shards = validate.model_settings(input_shape, dtype, _DTYPES, seed,
+                                                              threads, shards)
+        self.shards = shard_count(self.threads, shards, any(isinstance(layer, BatchNorm)
+                                                            for layer in layers), "Sequential: ")
         self.comm = comm or SingleProcess()
         self.backend = get_backend(backend)
         self.dtype = np.dtype(dtype)
@@ -75,8 +71,8 @@ class Sequential:
             shape = layer.build(shape)
         self.output_shape = shape
         parameters = sum(layer.num_params() for layer in layers)
-        memory.check(memory.parameter_bytes(parameters, self.dtype.itemsize, self.threads),
-                     f"Sequential: a model of {parameters:,} parameters", "fewer threads")
+        memory.check(memory.parameter_bytes(parameters, self.dtype.itemsize, self.shards),
+                     f"Sequential: a model of {parameters:,} parameters", "fewer shards")
         rng = np.random.default_rng(self.seed)
         self._params = FlatLayout(layers, [layer.initial_params(rng) for layer in layers])
         self._state = FlatLayout(layers, [layer.initial_state() for layer in layers])
@@ -91,12 +87,15 @@ class Sequential:
             layer.params = views
         for layer, views in self._state.views(self.flat_state).items():
             layer.state = views
-        self._shards = []
-        for i in range(self.threads):
-            flat_grads = xp.zeros(self._params.size, dtype=self.dtype)
-            self._shards.append(ShardPlan(layers, self.backend, self._params.views(flat_grads),
-                                          flat_grads, fuse, self.seed, keeps_state=i == 0))
-        self.flat_grads = self._shards[0].flat_grads
+        self._plans = [ShardPlan(layers, self.backend, fuse, self.seed, keeps_state=i == 0)
+                       for i in range(self.threads)]
+        # One flat gradient buffer per shard (the first is flat_grads), and where each
+        # plan's steps write into it.
+        self._shard_grads = [xp.zeros(self._params.size, dtype=self.dtype)
+                             for _ in range(self.shards)]
+        self._targets = [self._plans[0].targets(self._params.views(g))
+                         for g in self._shard_grads]
+        self.flat_grads = self._shard_grads[0]
         for layer, views in self._params.views(self.flat_grads).items():
             layer.grads = views
         self._decayed = [(layer.params[k], layer.grads[k], rate) for layer in layers
@@ -109,7 +108,7 @@ class Sequential:
     @property
     def plan(self):
         """The execution plan, [Step]: the layers grouped into fused steps (each shard runs a copy)."""
-        return self._shards[0].steps
+        return self._plans[0].steps
 
     # -- checks at the edge -------------------------------------------------
     def _check_batch(self, x, allow_empty=False):
@@ -133,7 +132,7 @@ class Sequential:
         array.  ``training=True`` runs the training forward of the next step (dropout masks
         drawn, batch norm on the batch's statistics, its running averages updated)."""
         x = self._check_batch(x)
-        out = self._shards[0].forward(x, self._context(training, x.shape[0]))
+        out = self._plans[0].forward(x, self._context(training, x.shape[0]))
         return ops.to_public(out, self.backend).copy()
 
     def activations(self, x):
@@ -141,7 +140,7 @@ class Sequential:
         array in the public layout (N, C, H, W) or (N, D): what TensorBoard's histograms and
         the report's feature maps show."""
         captured = []
-        self._shards[0].forward(self._check_batch(x), capture=captured)
+        self._plans[0].forward(self._check_batch(x), capture=captured)
         return [(step.name, self.backend.to_numpy(ops.to_public(h, self.backend)).copy())
                 for step, h in captured]
 
@@ -150,13 +149,14 @@ class Sequential:
         and ``predict`` run forwards too: call backward right after the forward it belongs
         to); fills ``flat_grads`` (``layer.grads``) and returns dL/dx (N, *input_shape), or
         None with input_grad=False (training skips the first layer's input gradient)."""
-        dx = self._shards[0].backward(self.backend.xp.ascontiguousarray(dlogits), input_grad)
+        dx = self._plans[0].backward(self.backend.xp.ascontiguousarray(dlogits), input_grad,
+                                     self._targets[0])
         return ops.to_public(dx, self.backend).copy() if input_grad else None
 
     def loss(self, x, labels, training=False):
         """Forward + softmax cross-entropy of one batch: (mean loss, dlogits, logits), without
         weight decay (``backward`` then gives the gradients of this loss)."""
-        shard = self._shards[0]
+        shard = self._plans[0]
         x = self._check_batch(x)
         logits = shard.forward(x, self._context(training, x.shape[0]))
         labels = self._check_labels(labels, x.shape[0])
@@ -183,20 +183,20 @@ class Sequential:
         first = part_of(total, self.comm)[0]
         loss, correct = 0.0, 0
         if n:
-            bounds = shard_bounds(n, self.threads)
+            bounds = shard_bounds(n, self.shards)
             self._sums.start(len(bounds))
-            calls = [(shard, x[a:b], labels[a:b],
+            calls = [(x[a:b], labels[a:b], self._targets[i],
                       Context(True, self.steps_taken, first + a, self._sums.for_shard(i)))
-                     for i, (shard, (a, b)) in enumerate(zip(self._shards, bounds))]
-            results = self._runner.map(lambda shard, xs, ys, ctx: shard.train(xs, ys, total, ctx),
-                                       calls, on_error=self._sums.abort)
-            used = [shard.flat_grads for shard in self._shards[:len(results)]]
-            sum_gradients(used[0], used[1:])
+                     for i, (a, b) in enumerate(bounds)]
+            results = self._runner.map(
+                lambda thread, xs, ys, targets, ctx: self._plans[thread].train(
+                    xs, ys, total, ctx, targets), calls, on_error=self._sums.abort)
+            sum_gradients(self.flat_grads, self._shard_grads[1:len(results)])
             loss, correct = sum(r[0] for r in results), sum(r[1] for r in results)
         else:                       # a process with no part of this batch still takes part
             self.flat_grads[...] = 0
             self._sums.start(1)
-            self._shards[0].idle(self._sums.for_shard(0), self.dtype)
+            self._plans[0].idle(self._sums.for_shard(0), self.dtype)
         if self.comm.size > 1:
             self.comm.allreduce_sum(self.flat_grads)
             loss, correct = self.comm.sum_scalars(loss, correct)
@@ -223,12 +223,11 @@ class Sequential:
             yield start, self.backend.asarray(x[start:start + batch_size], dtype=self.dtype)
 
     def _on_shards(self, fn, *arrays):
-        """[fn(shard, *its part of each array)] of an inference pass, the batch cut into one
-        part per thread and the parts run concurrently."""
-        bounds = shard_bounds(len(arrays[0]), self.threads)
-        calls = [(shard, *(a[start:stop] for a in arrays))
-                 for shard, (start, stop) in zip(self._shards, bounds)]
-        return self._runner.map(fn, calls)
+        """[fn(plan, *its part of each array)] of an inference pass, the batch cut into one
+        part per shard and the parts run on the threads, each on its thread's plan."""
+        bounds = shard_bounds(len(arrays[0]), self.shards)
+        calls = [tuple(a[start:stop] for a in arrays) for start, stop in bounds]
+        return self._runner.map(lambda thread, *parts: fn(self._plans[thread], *parts), calls)
 
     def predict(self, x, batch_size=500):
         """Class indices (numpy int64, (N,)) for host or backend inputs (N, *input_shape)."""

@@ -12,8 +12,9 @@ kernel for it) over one or more consecutive layers:
 The algorithm of each convolution comes from ``ops/algorithms.py``.  A step
 keeps the op's cache between forward and backward, owns a workspace (its
 buffers are reused from batch to batch) and writes its parameter gradients
-into the gradient views it was given: each shard of a batch has its own plan
-(``ShardPlan``) and its own gradients, while the parameters are shared.
+into the gradient views each backward is given: each thread has its own plan
+(``ShardPlan``), each shard of a batch its own gradients (``targets``), and
+the parameters are shared.
 
 Every forward gets the batch's ``Context``: training or inference, the
 training step and where the shard's samples start in the whole batch (the
@@ -60,7 +61,7 @@ class Step:
     """One entry of a plan.  ``name`` joins its layers' names ("conv2d+relu+maxpool2d");
     ``algorithm`` is the convolution algorithm of a convolution step, else None."""
 
-    def __init__(self, layers, pair, static, backend, grads, algorithm=None):
+    def __init__(self, layers, pair, static, backend, algorithm=None):
         self.layers = tuple(layers)
         self.name = "+".join(layer.name for layer in self.layers)
         self.algorithm = algorithm
@@ -68,7 +69,6 @@ class Step:
         self._forward, self._backward = pair.forward, pair.backward
         self._params = [p for layer in self.layers for p in layer.params.values()]
         self._args = (*self._params, *static, backend)
-        self._grads = grads
         self.ws = Workspace(backend.xp)
         self._cache = None
 
@@ -76,15 +76,16 @@ class Step:
         y, self._cache = self._forward(x, *self._args, self.ws)
         return y
 
-    def backward(self, dy, need_dx=True):
-        """dy -> dx (None when not need_dx); parameter gradients go to this step's views."""
-        return self._finish(self._backward, dy, need_dx)
+    def backward(self, dy, need_dx=True, grads=()):
+        """dy -> dx (None when not need_dx); the parameter gradients are written into
+        ``grads``, one view per parameter (``ShardPlan.targets``)."""
+        return self._finish(self._backward, dy, need_dx, grads)
 
-    def _finish(self, backward, dy, need_dx):
+    def _finish(self, backward, dy, need_dx, grads):
         if not self._params:
             return backward(dy, self._cache, self.ws) if need_dx else None
-        dx, *grads = backward(dy, self._cache, need_dx, self.ws)
-        for view, g in zip(self._grads, grads):
+        dx, *computed = backward(dy, self._cache, need_dx, self.ws)
+        for view, g in zip(grads, computed):
             view[...] = g
         return dx
 
@@ -103,7 +104,7 @@ class DropoutStep(Step):
     """Dropout: the mask drawn for the shard's samples in training, the identity at inference."""
 
     def __init__(self, layer, backend, seed):
-        super().__init__([layer], ops.REFERENCE["dropout"], (), backend, [])
+        super().__init__([layer], ops.REFERENCE["dropout"], (), backend)
         self.layer, self.seed = layer, seed
 
     def forward(self, x, ctx=INFERENCE):
@@ -116,10 +117,10 @@ class DropoutStep(Step):
         y, self._cache = self._forward(x, u, self.layer.rate, self.backend, self.ws)
         return y
 
-    def backward(self, dy, need_dx=True):
+    def backward(self, dy, need_dx=True, grads=()):
         if self._cache is None:
             return dy if need_dx else None
-        return super().backward(dy, need_dx)
+        return super().backward(dy, need_dx, grads)
 
 
 class BatchNormStep(Step):
@@ -127,8 +128,8 @@ class BatchNormStep(Step):
     running statistics at inference.  The shard that ``keeps_state`` also updates the running
     statistics (once per training step)."""
 
-    def __init__(self, layer, backend, grads, keeps_state):
-        super().__init__([layer], ops.REFERENCE["batchnorm"], (layer.epsilon,), backend, grads)
+    def __init__(self, layer, backend, keeps_state):
+        super().__init__([layer], ops.REFERENCE["batchnorm"], (layer.epsilon,), backend)
         self.layer, self.keeps_state = layer, keeps_state
         self._infer = ops.REFERENCE["batchnorm_inference"]
         self._training_cache = False
@@ -148,10 +149,10 @@ class BatchNormStep(Step):
             running_average(state["moving_variance"], self._cache.var, self.layer.momentum)
         return y
 
-    def backward(self, dy, need_dx=True):
+    def backward(self, dy, need_dx=True, grads=()):
         if self._training_cache:
-            return self._finish(self._backward, dy, need_dx)
-        return self._finish(self._infer.backward, dy, need_dx)
+            return self._finish(self._backward, dy, need_dx, grads)
+        return self._finish(self._infer.backward, dy, need_dx, grads)
 
     def idle_forward(self, reduce, dtype):
         """Zeros into the batch's two sums; the running statistics still take the batch's
@@ -177,7 +178,7 @@ def _fusable_pool(layer):
             and layer.padding in ("valid", (0, 0)))
 
 
-def _conv_step(layers, i, backend, grad_views, fuse):
+def _conv_step(layers, i, backend, fuse):
     """The longest convolution step starting at layers[i], and how many layers it covers."""
     conv = layers[i]
     algorithm = algorithms.choose(conv, backend)
@@ -191,43 +192,39 @@ def _conv_step(layers, i, backend, grad_views, fuse):
     for pattern, count, static in patterns:
         pair = ops.resolve(f"{pattern}/{algorithm}", backend, conv.g)
         if pair is not None:
-            return Step(layers[i:i + count], pair, static, backend,
-                        list(grad_views[conv].values()), algorithm), count
+            return Step(layers[i:i + count], pair, static, backend, algorithm), count
     raise ValueError(f"{conv.name}: backend {backend.name!r} has no {algorithm} convolution")
 
 
-def build_plan(layers, backend, grad_views, fuse=True, seed=0, keeps_state=True):
-    """[Step] for built ``layers``; grad_views maps each layer to {param name: gradient view}.
-    ``seed``: the model's (dropout masks); ``keeps_state``: this plan's batch-norm steps
+def build_plan(layers, backend, fuse=True, seed=0, keeps_state=True):
+    """[Step] for built ``layers``.  ``seed``: the model's (dropout masks); ``keeps_state``: this plan's batch-norm steps
     update the running statistics (one shard's plan does)."""
     steps, i = [], 0
     while i < len(layers):
         layer = layers[i]
         if isinstance(layer, Conv2D):
-            step, count = _conv_step(layers, i, backend, grad_views, fuse)
+            step, count = _conv_step(layers, i, backend, fuse)
         elif isinstance(layer, Dropout):
             step, count = DropoutStep(layer, backend, seed), 1
         elif isinstance(layer, BatchNorm):
-            step, count = BatchNormStep(layer, backend, list(grad_views[layer].values()),
-                                        keeps_state), 1
+            step, count = BatchNormStep(layer, backend, keeps_state), 1
         else:
             op, static = _PLAIN[type(layer)]
-            step, count = Step([layer], ops.resolve(op, backend), static(layer), backend,
-                               list(grad_views[layer].values())), 1
+            step, count = Step([layer], ops.resolve(op, backend), static(layer), backend), 1
         steps.append(step)
         i += count
     return steps
 
 
 class ShardPlan:
-    """One shard's copy of a model's plan: the shared parameters; its own steps, buffers and
-    flat gradient buffer (a model with k threads has k of them, see parallel/shards.py)."""
+    """One thread's copy of a model's plan: the shared parameters; its own steps and buffers
+    (a model with k threads has k of them).  It runs one shard of a batch at a time, writing
+    that shard's gradients wherever the call says (``targets``), so that any thread can run
+    any shard (parallel/shards.py)."""
 
-    def __init__(self, layers, backend, grad_views, flat_grads, fuse=True, seed=0,
-                 keeps_state=True):
-        self.flat_grads = flat_grads
+    def __init__(self, layers, backend, fuse=True, seed=0, keeps_state=True):
         self.backend = backend
-        self.steps = build_plan(layers, backend, grad_views, fuse, seed, keeps_state)
+        self.steps = build_plan(layers, backend, fuse, seed, keeps_state)
         self.ws = Workspace(backend.xp)
         self.loss_fn = ops.resolve("softmax_cross_entropy", backend)
 
@@ -241,16 +238,25 @@ class ShardPlan:
                 capture.append((step, h))
         return h
 
-    def backward(self, dy, input_grad):
+    def targets(self, grad_views):
+        """Where backward writes the gradients: per step, the views of its parameters'
+        gradients in ``grad_views`` ({layer: {name: view}}, FlatLayout.views)."""
+        return [[view for layer in step.layers for view in grad_views[layer].values()]
+                for step in self.steps]
+
+    def backward(self, dy, input_grad, targets):
+        """dy of the last step -> dL/dx of the first (None without input_grad); the parameter
+        gradients go to ``targets``."""
         for i in range(len(self.steps) - 1, -1, -1):
-            dy = self.steps[i].backward(dy, need_dx=input_grad or i > 0)
+            dy = self.steps[i].backward(dy, input_grad or i > 0, targets[i])
         return dy
 
-    def train(self, x, labels, total, ctx):
-        """Forward and backward of one shard; (summed loss / total, number correct)."""
+    def train(self, x, labels, total, ctx, targets):
+        """Forward and backward of one shard, its gradients into ``targets``; (summed loss /
+        total, number correct)."""
         logits = self.forward(x, ctx)
         loss, dlogits = self.loss_fn(logits, labels, self.backend, total, self.ws)
-        self.backward(dlogits, input_grad=False)
+        self.backward(dlogits, False, targets)
         return loss, int((logits.argmax(axis=1) == labels).sum())
 
     def idle(self, reduce, dtype):

@@ -20,6 +20,20 @@ def _is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def model_settings(input_shape, dtype, dtypes, seed, threads, shards):
+    """Sequential's checks of its settings: (input shape as a tuple, threads, shards or None)."""
+    if getattr(dtype, "__name__", str(dtype)) not in dtypes:  # "float32", np.float32
+        raise TypeError(f"Sequential: dtype must be one of {dtypes}, got {dtype!r}")
+    shape = tuple(input_shape)
+    if not shape or not all(_is_int(s) and s > 0 for s in shape):
+        raise ValueError(f"Sequential: input_shape must be positive ints like (1, 28, 28), "
+                         f"got {input_shape!r}")
+    if not _is_int(seed) or seed < 0:
+        raise ValueError(f"Sequential: seed must be an int >= 0, got {seed!r}")
+    return (shape, positive_int(threads, "threads", "Sequential"),
+            None if shards is None else positive_int(shards, "shards", "Sequential"))
+
+
 def positive_int(value, name, owner=None):
     """An int > 0."""
     if not _is_int(value):

@@ -8,7 +8,9 @@ one update, the same on every shard.  One idea, two transports:
 
   - threads of one process (``ThreadShards``), each running serial, GIL-free
     kernels and single-threaded BLAS (two thread pools that each want every
-    core fight: see docs/backends.md); ``sum_gradients`` adds their buffers;
+    core fight: see docs/backends.md), taking shards as they come free (more
+    shards than threads: a core slowed by a neighbour takes fewer);
+    ``sum_gradients`` adds the shards' buffers in shard order;
   - processes (``comm``): each process trains its part of every batch on its
     threads, then the processes sum their flat gradient buffers with one
     all-reduce (MPI, see parallel/mpi.py).  ``SingleProcess`` is the
@@ -30,6 +32,28 @@ def shard_bounds(n, shards):
     return bounds
 
 
+def shard_count(threads, shards, synchronised=False, owner=""):
+    """The shards of each batch: ``shards`` (an int > 0) if given, else one per thread.
+
+    More shards than threads make a step robust to a core slowed by a neighbour (it takes
+    fewer shards), at a cost on a quiet machine: on the lab model, 4 shards on 2 threads
+    took 8-10% longer when quiet and 13-20% less time with one core shared, at 64 and 256
+    filters; at 16 filters they were slower either way (docs/results.md, "One slow core").
+    A ``synchronised`` model (batch norm: its statistics are summed at barriers that every
+    shard must reach at once, ShardSums) needs one shard per thread.  ValueError, in words
+    after ``owner``, for a count that cannot work."""
+    if shards is None:
+        return threads
+    if shards < threads:
+        raise ValueError(f"{owner}{shards} shards leave some of the {threads} threads idle; "
+                         f"use at least {threads} shards or fewer threads")
+    if synchronised and shards != threads:
+        raise ValueError(f"{owner}a model with batch norm needs one shard per thread, "
+                         f"{threads}, got {shards} (its statistics are summed over shards "
+                         f"running at once)")
+    return shards
+
+
 def sum_gradients(total, shard_grads):
     """total += every array of shard_grads, in order (deterministic for a given shard count)."""
     for g in shard_grads:
@@ -38,7 +62,14 @@ def sum_gradients(total, shard_grads):
 
 
 class ThreadShards:
-    """Runs one call per shard: the first on the calling thread, the others on worker threads."""
+    """Runs a list of calls on ``threads`` threads (the calling thread and threads - 1
+    workers), each thread taking the next call not yet taken as soon as it is free.
+
+    With more calls than threads, a thread slowed by a neighbour on its core simply takes
+    fewer of them, instead of the whole step waiting for its fixed half.  Which thread runs
+    which call does not change any number: every call has its own buffers and writes only
+    its own results (the model sums the shards' gradients in shard order afterwards).
+    """
 
     def __init__(self, threads):
         self.threads = threads
@@ -46,27 +77,39 @@ class ThreadShards:
                       if threads > 1 else None)
 
     def map(self, fn, calls, on_error=None):
-        """[fn(*args) for args in calls], run concurrently; waits for all before raising.
+        """[fn(thread, *args) for args in calls], run concurrently, ``thread`` the index (0 to
+        threads - 1; 0 is the caller) of the thread running the call; waits for all before
+        raising.
         ``on_error()`` is called as soon as one call raises (ShardSums.abort: shards waiting
-        for the failed one at a barrier are released)."""
-        def guarded(*args):
-            try:
-                return fn(*args)
-            except BaseException:
-                if on_error:
-                    on_error()
-                raise
-        futures = [self._pool.submit(guarded, *args) for args in calls[1:]]
+        for the failed one at a barrier are released); no call starts after that."""
+        results, errors = [None] * len(calls), []
+        tickets, lock = iter(range(len(calls))), threading.Lock()
+
+        def take_calls(thread):
+            while True:
+                with lock:
+                    i = None if errors else next(tickets, None)
+                if i is None:
+                    return
+                try:
+                    results[i] = fn(thread, *calls[i])
+                except BaseException as e:
+                    with lock:
+                        errors.append(e)
+                    if on_error:
+                        on_error()
+
+        workers = min(self.threads, len(calls)) - 1
+        futures = [self._pool.submit(take_calls, t) for t in range(1, workers + 1)]
         try:
-            first = guarded(*calls[0])
+            take_calls(0)
         finally:
             for f in futures:
                 f.exception()          # wait: the shards' buffers must be idle when we return
-        errors = [f.exception() for f in futures if f.exception() is not None]
         real = [e for e in errors if not isinstance(e, threading.BrokenBarrierError)]
         if errors:
             raise (real or errors)[0]
-        return [first] + [f.result() for f in futures]
+        return results
 
 
 class ShardSums:
