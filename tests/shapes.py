@@ -16,6 +16,8 @@ CONV_CASES = [
     ((1, 3, 8, 11), 2, (4, 3), (2, 2), (3, 1)),
     ((2, 1, 11, 8), 2, (3, 4), (2, 2), (1, 3)),
     ((1, 2, 7, 9), 3, (3, 3), (2, 2), "same"),
+    # one input channel, 3x3 'same' on odd sizes: the direct kernel's one-pass path
+    ((3, 1, 9, 7), 4, (3, 3), (1, 1), "same"),
 ]
 
 # (N, C, H, W), pool, stride, padding

@@ -73,6 +73,29 @@ def test_fused_convolution_matches_the_reference(backend_name, op, case, dtype, 
                 agree(b.to_numpy(g_got), g_want, dtype, f"{op} {name}")
 
 
+def test_direct_one_channel_pass_gives_the_general_paths_bits(rng):
+    """One input channel and 3x3 taps take one-pass paths (direct.py); with a second
+    channel whose weights are zero the general path runs: the same pooled outputs, argmax
+    and bias gradient bit for bit, dw to rounding (its sums run in another order)."""
+    b = get_backend("numba")
+    fwd, bwd = b.fused["conv_relu_pool/direct"].forward, b.fused["conv_relu_pool/direct"].backward
+    g = window(13, 11, (3, 3), (1, 1), "same")
+    pool = window(g.oh, g.ow, (2, 2), (2, 2), "valid")
+    x = rng.standard_normal((1, 5, 13, 11)).astype(np.float32)
+    w = rng.standard_normal((6, 1, 3, 3)).astype(np.float32)
+    bias = rng.standard_normal(6).astype(np.float32)
+    x2 = np.concatenate([x, rng.standard_normal(x.shape).astype(np.float32)])
+    w2 = np.concatenate([w, np.zeros_like(w)], axis=1)
+    y, cache = fwd(x, w, bias, g, pool, b)
+    y2, cache2 = fwd(x2, w2, bias, g, pool, b)
+    assert np.array_equal(y, y2) and np.array_equal(cache.argmax, cache2.argmax)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    _, dw, db = bwd(dy, cache, need_dx=False)
+    _, dw2, db2 = bwd(dy, cache2, need_dx=False)
+    assert np.array_equal(db, db2)
+    np.testing.assert_allclose(dw, dw2[:, :1], rtol=1e-5, atol=1e-5)
+
+
 def test_resolve_falls_back_to_the_reference_where_a_fused_kernel_does_not_apply():
     """Numba's fused conv+ReLU+pool through im2col runs stride 1 only; a stride-2 convolution
     gets the reference composition."""

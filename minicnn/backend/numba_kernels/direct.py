@@ -20,7 +20,7 @@ import numpy as np
 
 from ...ops import OpPair
 from ...ops.workspace import Workspace
-from . import kernel, reduce
+from . import first_max, kernel, ordered_sum, reduce, relu
 from .planes import (Planes, compact, expand, from_phase_planes, phase_planes, plane_geometry,
                      pool_epilogue, pooled_outputs, tap_view, unpool_plane)
 
@@ -69,13 +69,59 @@ def _accumulate(planes, w, f, n, s, ww, length, acc):
 
 
 @kernel
+def _pooled_one_channel_3x3(y_pad, argmax, length, bias, k0, k1, k2, k3, k4, k5, k6, k7, k8,
+                            v00, v01, v02, v03, v10, v11, v12, v13, v20, v21, v22, v23,
+                            v30, v31, v32, v33):
+    """One input channel, 3x3 taps, 2x2 pool: at each window q, the four phases' conv
+    outputs from the 16 tap views v[r][t] (r, t = 0..3), then ReLU and the max, in one
+    pass, never stored (the general path adds each phase into memory, then pools).  The
+    same sums in the same order as _taps_3x3 after ``acc = b``: the same bits."""
+    zero = y_pad.dtype.type(0)
+    for q in range(length):
+        a00, a01, a02, a03 = v00[q], v01[q], v02[q], v03[q]
+        a10, a11, a12, a13 = v10[q], v11[q], v12[q], v13[q]
+        a20, a21, a22, a23 = v20[q], v21[q], v22[q], v23[q]
+        a30, a31, a32, a33 = v30[q], v31[q], v32[q], v33[q]
+        p0 = bias + (k0 * a00 + k1 * a01 + k2 * a02 + k3 * a10 + k4 * a11 + k5 * a12
+                     + k6 * a20 + k7 * a21 + k8 * a22)
+        p1 = bias + (k0 * a01 + k1 * a02 + k2 * a03 + k3 * a11 + k4 * a12 + k5 * a13
+                     + k6 * a21 + k7 * a22 + k8 * a23)
+        p2 = bias + (k0 * a10 + k1 * a11 + k2 * a12 + k3 * a20 + k4 * a21 + k5 * a22
+                     + k6 * a30 + k7 * a31 + k8 * a32)
+        p3 = bias + (k0 * a11 + k1 * a12 + k2 * a13 + k3 * a21 + k4 * a22 + k5 * a23
+                     + k6 * a31 + k7 * a32 + k8 * a33)
+        best, k = relu(p0, zero), np.uint8(0)
+        best, k = first_max(best, k, relu(p1, zero), np.uint8(1))
+        best, k = first_max(best, k, relu(p2, zero), np.uint8(2))
+        best, k = first_max(best, k, relu(p3, zero), np.uint8(3))
+        y_pad[q] = best
+        argmax[q] = k
+
+
+@kernel
 def _forward_pooled(planes, w, b, ww, y, y_pad, argmax, acc):
     """For every (f, n): the four phases' conv outputs, then ReLU and the 2x2 max at width
     ww (y_pad, argmax: the cache), then y[f, n] compact."""
     f_, n_ = y.shape[:2]
     length = acc.shape[1]
+    one_channel_3x3 = w.shape[1] == 1 and w.shape[2] == 3 and w.shape[3] == 3
     for f in range(f_):
+        k = w[f, 0]
         for n in range(n_):
+            if one_channel_3x3:
+                _pooled_one_channel_3x3(
+                    y_pad[f, n], argmax[f, n], length, b[f], k[0, 0], k[0, 1], k[0, 2],
+                    k[1, 0], k[1, 1], k[1, 2], k[2, 0], k[2, 1], k[2, 2],
+                    tap_view(planes, 0, n, 2, ww, 0, 0), tap_view(planes, 0, n, 2, ww, 0, 1),
+                    tap_view(planes, 0, n, 2, ww, 0, 2), tap_view(planes, 0, n, 2, ww, 0, 3),
+                    tap_view(planes, 0, n, 2, ww, 1, 0), tap_view(planes, 0, n, 2, ww, 1, 1),
+                    tap_view(planes, 0, n, 2, ww, 1, 2), tap_view(planes, 0, n, 2, ww, 1, 3),
+                    tap_view(planes, 0, n, 2, ww, 2, 0), tap_view(planes, 0, n, 2, ww, 2, 1),
+                    tap_view(planes, 0, n, 2, ww, 2, 2), tap_view(planes, 0, n, 2, ww, 2, 3),
+                    tap_view(planes, 0, n, 2, ww, 3, 0), tap_view(planes, 0, n, 2, ww, 3, 1),
+                    tap_view(planes, 0, n, 2, ww, 3, 2), tap_view(planes, 0, n, 2, ww, 3, 3))
+                compact(y_pad[f, n], ww, y[f, n])
+                continue
             acc[...] = b[f]
             _accumulate(planes, w, f, n, 2, ww, length, acc)
             pool_epilogue(acc, ww, y_pad[f, n], argmax[f, n], y[f, n])
@@ -150,16 +196,65 @@ def _backward_phases(planes, w, dz, f, n, s, ww, length, dw, dplanes, need_dx):
 
 
 @reduce
+def _pooled_grad_one_channel_3x3(dy_pad, y_pad, argmax, length, g,
+                                 v00, v01, v02, v03, v10, v11, v12, v13, v20, v21, v22, v23,
+                                 v30, v31, v32, v33):
+    """The nine dw taps of one plane, one input channel, in one pass: at each window q the
+    pooled gradient goes through the ReLU mask (a multiplication, as unpool_relu) to the
+    phase of its argmax, and tap (ky, kx) gathers phase (dy, dx) times view (dy + ky,
+    dx + kx).  g gets the masked gradient, for db's fixed-order sum."""
+    zero = dy_pad.dtype.type(0)
+    t0 = t1 = t2 = t3 = t4 = t5 = t6 = t7 = t8 = zero
+    for q in range(length):
+        m = dy_pad[q] * (y_pad[q] > zero)
+        g[q] = m
+        k = argmax[q]
+        g0 = m if k == 0 else zero
+        g1 = m if k == 1 else zero
+        g2 = m if k == 2 else zero
+        g3 = m if k == 3 else zero
+        t0 += g0 * v00[q] + g1 * v01[q] + g2 * v10[q] + g3 * v11[q]
+        t1 += g0 * v01[q] + g1 * v02[q] + g2 * v11[q] + g3 * v12[q]
+        t2 += g0 * v02[q] + g1 * v03[q] + g2 * v12[q] + g3 * v13[q]
+        t3 += g0 * v10[q] + g1 * v11[q] + g2 * v20[q] + g3 * v21[q]
+        t4 += g0 * v11[q] + g1 * v12[q] + g2 * v21[q] + g3 * v22[q]
+        t5 += g0 * v12[q] + g1 * v13[q] + g2 * v22[q] + g3 * v23[q]
+        t6 += g0 * v20[q] + g1 * v21[q] + g2 * v30[q] + g3 * v31[q]
+        t7 += g0 * v21[q] + g1 * v22[q] + g2 * v31[q] + g3 * v32[q]
+        t8 += g0 * v22[q] + g1 * v23[q] + g2 * v32[q] + g3 * v33[q]
+    return t0, t1, t2, t3, t4, t5, t6, t7, t8
+
+
+@reduce
 def _backward_pooled(dy, y_pad, argmax, planes, w, ww, need_dx, dw, db, dplanes, dz, dy_pad):
-    """Unpool + ReLU mask + db in one pass per (f, n), then dw and dx from the phases."""
+    """Unpool + ReLU mask + db in one pass per (f, n), then dw and dx from the phases (one
+    input channel, 3x3, no dx: all in one pass, _pooled_grad_one_channel_3x3)."""
     f_, n_ = dy.shape[:2]
     length = dz.shape[1]
     dw[...] = 0
     dplanes[...] = 0
     dy_pad[...] = 0             # its padding columns stay zero
+    one_channel_3x3 = w.shape[1] == 1 and w.shape[2] == 3 and w.shape[3] == 3 and not need_dx
     for f in range(f_):
         total = dy.dtype.type(0)
         for n in range(n_):
+            if one_channel_3x3:
+                expand(dy[f, n], ww, dy_pad)
+                g = dz[0]
+                t = _pooled_grad_one_channel_3x3(
+                    dy_pad, y_pad[f, n], argmax[f, n], length, g,
+                    tap_view(planes, 0, n, 2, ww, 0, 0), tap_view(planes, 0, n, 2, ww, 0, 1),
+                    tap_view(planes, 0, n, 2, ww, 0, 2), tap_view(planes, 0, n, 2, ww, 0, 3),
+                    tap_view(planes, 0, n, 2, ww, 1, 0), tap_view(planes, 0, n, 2, ww, 1, 1),
+                    tap_view(planes, 0, n, 2, ww, 1, 2), tap_view(planes, 0, n, 2, ww, 1, 3),
+                    tap_view(planes, 0, n, 2, ww, 2, 0), tap_view(planes, 0, n, 2, ww, 2, 1),
+                    tap_view(planes, 0, n, 2, ww, 2, 2), tap_view(planes, 0, n, 2, ww, 2, 3),
+                    tap_view(planes, 0, n, 2, ww, 3, 0), tap_view(planes, 0, n, 2, ww, 3, 1),
+                    tap_view(planes, 0, n, 2, ww, 3, 2), tap_view(planes, 0, n, 2, ww, 3, 3))
+                total += ordered_sum(g[:length])
+                for k in range(9):
+                    dw[f, 0, k // 3, k % 3] += t[k]
+                continue
             total += unpool_plane(dy[f, n], y_pad[f, n], argmax[f, n], ww, dy_pad, dz)
             _backward_phases(planes, w, dz, f, n, 2, ww, length, dw, dplanes, need_dx)
         db[f] = total

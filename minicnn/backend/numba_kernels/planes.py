@@ -92,8 +92,9 @@ def compact(src, ww, out):
     rows, cols = out.shape
     flat = out.reshape(rows * cols)
     for i in range(rows):
+        row, dst = src[i * ww:], flat[i * cols:]    # views: no index arithmetic per pixel
         for j in range(cols):
-            flat[i * cols + j] = src[i * ww + j]
+            dst[j] = row[j]
 
 
 @kernel
@@ -103,8 +104,9 @@ def expand(src, ww, out):
     rows, cols = src.shape
     flat = src.reshape(rows * cols)
     for i in range(rows):
+        row, dst = flat[i * cols:], out[i * ww:]
         for j in range(cols):
-            out[i * ww + j] = flat[i * cols + j]
+            dst[j] = row[j]
 
 
 @kernel
