@@ -59,6 +59,12 @@ def parse_args(argv=None):
                    help="comma-separated minicnn backends (default numba; numpy, cudasim and "
                         "cupy where it can run)")
     p.add_argument("--conv-algo", default="auto", help="minicnn's convolution algorithm")
+    p.add_argument("--shards-per-thread", type=number_list(int), default=[1],
+                   help="comma-separated: each minicnn backend also runs with this many shards "
+                        "per thread, taken by whichever thread is free (default 1)")
+    p.add_argument("--neighbour", action="store_true",
+                   help="keep a busy process on the last core during the timed epochs: one "
+                        "core slowed, as by a neighbour on a shared machine")
     p.add_argument("--frameworks", default=",".join(FRAMEWORKS),
                    help="comma-separated: pytorch (eager), pytorch-compile (torch.compile), "
                         "tensorflow (a tf.function step), jax (a jax.jit step); default all: "
@@ -105,11 +111,13 @@ def make_contender(kind, threads, args):
                 or "TensorFlow is not installed")
     from minicnn.backend import BackendUnavailable, get_backend
     backend, _, logged = kind.partition("+")
+    backend, _, per_thread = backend.partition("@")
     try:
         get_backend(backend)
     except (BackendUnavailable, ValueError) as exc:
         return str(exc)
-    return MinicnnModel(backend, args, threads, logged=bool(logged))
+    return MinicnnModel(backend, args, threads, logged=bool(logged),
+                        shards_per_thread=int(per_thread or 1))
 
 
 def worker(conn, kind, threads, args):
@@ -142,7 +150,8 @@ def start_workers(args):
     ctx = multiprocessing.get_context("spawn")
     workers, notes = {}, []
     logged = [f"{b}+tensorboard" for b in args.backends] if args.tensorboard else []
-    for kind in [*args.backends, *logged, *args.frameworks]:
+    sharded = [f"{b}@{m}" for b in args.backends for m in args.shards_per_thread if m != 1]
+    for kind in [*args.backends, *sharded, *logged, *args.frameworks]:
         for threads in args.threads:
             parent, child = ctx.Pipe()
             proc = ctx.Process(target=worker, args=(child, kind, threads, args), daemon=True)
@@ -154,6 +163,32 @@ def start_workers(args):
                 continue
             workers[(hello["name"], threads)] = (proc, parent, hello)
     return workers, notes
+
+
+def timed_epochs(workers, repeats, notes):
+    """{(contender, threads): [answer per repeat]}, the workers taking turns."""
+    results = defaultdict(list)
+    for r in range(repeats):
+        for key, (proc, conn, hello) in workers.items():
+            conn.send("epoch")
+            answer = conn.recv()
+            if "error" in answer:
+                notes.append(f"{key[0]} at {key[1]} thread(s) failed: {answer['error']}")
+                continue
+            results[key].append(answer)
+            print(f"  repeat {r + 1}: {key[0]:28s} {key[1]} thread(s) {answer['seconds']:7.2f} s",
+                  flush=True)
+    return results
+
+
+def busy_neighbour():
+    """A process spinning on the last usable core (stopped by the caller)."""
+    import subprocess
+    from minicnn.parallel.threads import usable_cores
+    core = usable_cores()[-1]
+    print(f"  a busy process shares core {core} during the timed epochs (--neighbour)")
+    return subprocess.Popen([sys.executable, "-c",
+                             f"import os\nos.sched_setaffinity(0, {{{core}}})\nwhile True: pass"])
 
 
 def report(rows, args):
@@ -176,6 +211,24 @@ def report(rows, args):
               f"{r['faults_per_step']:11.1f}  {ratios}")
 
 
+def print_breakdown(name, found, augment=False):
+    """Each step's ms, its GFLOP/s against the GEMM peak where it multiplies, and the GB/s of
+    the arrays it must touch against the copy peak: the larger share says what limits it."""
+    gemm, copy = found["gemm_peak_gflops"], found["copy_peak_gbs"]
+    print(f"\nper-step breakdown, minicnn-{name}, 1 thread (ms per training step; GFLOP/s "
+          f"nominal against this backend's 1024^3 sgemm, {gemm:.0f} GFLOP/s; GB/s of the "
+          f"arrays each step reads and writes once, against a 4 MiB copy, {copy:.0f} GB/s):")
+    for p in found["parts"]:
+        rate = (f"  {p['gflops']:6.1f} GFLOP/s {100 * p['gflops'] / gemm:4.0f}%"
+                if "gflops" in p else " " * 22)
+        if "gbs" in p:
+            rate += f"  {p['mbytes']:6.2f} MB {p['gbs']:6.1f} GB/s {100 * p['gbs'] / copy:4.0f}%"
+        print(f"  {p['part']:52s} {p['ms']:8.3f} ms  {100 * p['share']:5.1f}%{rate}")
+    print(f"  {'total':52s} "
+          f"{sum(p['ms'] for p in found['parts'] if not p.get('overlapped')):8.3f} ms"
+          + ("  (the augmentation runs beside it)" if augment else ""))
+
+
 def main(argv=None):
     args = parse_args(argv)
     from minicnn.parallel.threads import current_threads
@@ -190,17 +243,13 @@ def main(argv=None):
           f"(OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')})")
     for note in notes:
         print("  " + note)
-    results = defaultdict(list)
-    for r in range(args.repeats):
-        for key, (proc, conn, hello) in workers.items():
-            conn.send("epoch")
-            answer = conn.recv()
-            if "error" in answer:
-                notes.append(f"{key[0]} at {key[1]} thread(s) failed: {answer['error']}")
-                continue
-            results[key].append(answer)
-            print(f"  repeat {r + 1}: {key[0]:28s} {key[1]} thread(s) {answer['seconds']:7.2f} s",
-                  flush=True)
+    neighbour = busy_neighbour() if args.neighbour else None
+    try:
+        results = timed_epochs(workers, args.repeats, notes)
+    finally:
+        if neighbour:
+            neighbour.kill()
+            neighbour.wait()
     for proc, conn, _ in workers.values():
         conn.send("stop")
         proc.join(timeout=60)
@@ -221,17 +270,9 @@ def main(argv=None):
         if not any(r["contender"].startswith(f"minicnn-{name}") for r in rows):
             continue
         if args.breakdown_steps > 0:
-            parts = breakdown(name, args)
-            result["breakdown"][name] = parts
-            peak = parts[0]["gemm_peak_gflops"]
-            print(f"\nper-step breakdown, minicnn-{name}, 1 thread (ms per training step; "
-                  f"GFLOP/s nominal, against this backend's 1024^3 sgemm, {peak:.0f} GFLOP/s):")
-            for p in parts:
-                rate = (f"  {p['gflops']:6.1f} GFLOP/s {100 * p['gflops'] / peak:4.0f}% of peak"
-                        if "gflops" in p else "")
-                print(f"  {p['part']:52s} {p['ms']:8.3f} ms  {100 * p['share']:5.1f}%{rate}")
-            print(f"  {'total':52s} {sum(p['ms'] for p in parts if not p.get('overlapped')):8.3f} ms"
-                  + ("  (the augmentation runs beside it)" if args.augment else ""))
+            found = breakdown(name, args)
+            result["breakdown"][name] = found
+            print_breakdown(name, found, args.augment)
         if not args.no_subprocess:
             costs = one_time_costs(name, args)
             result["one_time"][name] = costs

@@ -25,12 +25,13 @@ def synthetic_data(n, shape=(1, 28, 28), seed=0):
     return rng.random((n, *shape), dtype=np.float32), rng.integers(0, 10, n)
 
 
-def minicnn_model(backend, args, threads):
-    """The benchmark's model in minicnn, on ``threads`` shards."""
+def minicnn_model(backend, args, threads, shards_per_thread=1):
+    """The benchmark's model in minicnn, on ``threads`` threads."""
     import minicnn
     from minicnn.nn.spec import parse_arch
     return minicnn.Sequential(parse_arch(args.arch, args.filters, algorithm=args.conv_algo),
-                              args.input_shape, backend=backend, threads=threads)
+                              args.input_shape, backend=backend, threads=threads,
+                              shards=shards_per_thread * threads)
 
 
 class MinicnnModel:
@@ -38,12 +39,14 @@ class MinicnnModel:
     with TensorBoard logging as python -m minicnn.train --tensorboard does it (the training
     scalars every --log-every steps, and the epoch's histograms inside the timed epoch)."""
 
-    def __init__(self, backend, args, threads, logged=False):
+    def __init__(self, backend, args, threads, logged=False, shards_per_thread=1):
         import minicnn
-        self.model = minicnn_model(backend, args, minicnn.configure_threads(threads))
+        self.model = minicnn_model(backend, args, minicnn.configure_threads(threads),
+                                   shards_per_thread)
         self.opt = minicnn.SGD(args.lr)
         self.name = f"minicnn-{backend}" + ("+tensorboard" if logged else "") + (
-            "+augment" if args.augment else "")
+            "+augment" if args.augment else "") + (
+            f" x{shards_per_thread} shards" if shards_per_thread > 1 else "")
         self.augment = augmenter(args) if args.augment else None
         self.board, self.board_folder = None, None
         if logged:
@@ -104,6 +107,50 @@ def gemm_peak(backend, size=1024, repeats=5):
     return 2 * size ** 3 / best / 1e9
 
 
+def copy_peak(backend, mib=4, repeats=20):
+    """GB/s of this backend copying a ``mib`` MiB float32 array (read + write), the best of
+    ``repeats``: the ceiling of a step limited by moving its arrays (4 MiB: about the lab
+    step's largest arrays, held in L3 rather than L2)."""
+    xp, b = backend.xp, backend
+    src = b.asarray(synthetic_data(mib * 2**18, (), 4)[0])
+    dst = xp.empty_like(src)
+    best = float("inf")
+    for _ in range(repeats + 1):
+        b.synchronize()
+        t = time.perf_counter()
+        xp.copyto(dst, src)
+        b.synchronize()
+        best = min(best, time.perf_counter() - t)
+    return 2 * src.nbytes / best / 1e9
+
+
+def _address(array):
+    interface = getattr(array, "__array_interface__", None)
+    if interface is not None:
+        return interface["data"][0]
+    data = getattr(array, "data", None)
+    return getattr(data, "ptr", id(array))
+
+
+def touched_bytes(*objects):
+    """Bytes of the distinct arrays among ``objects`` (arrays, or tuples, lists and dicts of
+    them, nested: a step's input, parameters, output, cache, gradients): the traffic a step
+    cannot avoid, each array read or written once."""
+    seen, total, stack = set(), 0, list(objects)
+    while stack:
+        o = stack.pop()
+        if isinstance(o, dict):
+            stack.extend(o.values())
+        elif isinstance(o, (tuple, list)):
+            stack.extend(o)
+        elif hasattr(o, "nbytes") and hasattr(o, "shape"):
+            key = (_address(o), o.nbytes)
+            if key not in seen:
+                seen.add(key)
+                total += o.nbytes
+    return total
+
+
 def step_flops(step, batch, first):
     """Nominal FLOPs (forward, backward) of one plan step for a batch: 2 x the multiply-adds
     of a direct convolution or of the dense product (Winograd does fewer multiplications,
@@ -121,8 +168,9 @@ def step_flops(step, batch, first):
 
 def breakdown(backend, args):
     """ms per step of every step of minicnn's plan (one thread), timed inside train_epoch,
-    with the achieved GFLOP/s of the steps that multiply (and this backend's GEMM peak in
-    the first part's ``gemm_peak_gflops``)."""
+    with the achieved GFLOP/s of the steps that multiply and every step's bytes moved
+    (``touched_bytes``) and GB/s: {"parts": [...], "gemm_peak_gflops", "copy_peak_gbs"},
+    the peaks measured here (``gemm_peak``, ``copy_peak``)."""
     import minicnn
     from minicnn.nn.fit import train_epoch
     minicnn.configure_threads(1)
@@ -132,23 +180,25 @@ def breakdown(backend, args):
     x, y = (b.asarray(a) for a in synthetic_data(args.batch_size * args.breakdown_steps,
                                                  args.input_shape, 1))
     order = b.xp.arange(len(y))
-    times = defaultdict(float)
+    times, moved = defaultdict(float), {}
 
-    def timed(key, fn):
+    def timed(key, fn, step=None):
         def run(*a, **kw):
             b.synchronize()
             t = time.perf_counter()
             out = fn(*a, **kw)
             b.synchronize()
             times[key] += time.perf_counter() - t
+            if step is not None and key not in moved:
+                moved[key] = touched_bytes(a, out, step._params, step._cache)
             return out
         return run
-    shard = model._shards[0]
+    shard = model._plans[0]
     flops = {}
     for i, step in enumerate(model.plan):
         label = step.name + (f" [{step.algorithm}]" if step.algorithm else "")
-        step.forward = timed(f"{label} forward", step.forward)
-        step.backward = timed(f"{label} backward", step.backward)
+        step.forward = timed(f"{label} forward", step.forward, step)
+        step.backward = timed(f"{label} backward", step.backward, step)
         flops[f"{label} forward"], flops[f"{label} backward"] = step_flops(
             step, args.batch_size, first=i == 0)
     shard.loss_fn = timed("softmax cross-entropy", shard.loss_fn)
@@ -165,7 +215,9 @@ def breakdown(backend, args):
     for p in parts:
         if flops.get(p["part"]):
             p["gflops"] = flops[p["part"]] / (p["ms"] / 1e3) / 1e9
-    parts[0]["gemm_peak_gflops"] = gemm_peak(b)
+        if moved.get(p["part"]):
+            p["mbytes"] = moved[p["part"]] / 1e6
+            p["gbs"] = moved[p["part"]] / (p["ms"] / 1e3) / 1e9
     if args.augment:        # on the host, overlapped with training in a run: its own share
         import numpy as np
         augment, n = augmenter(args), len(order)
@@ -176,7 +228,7 @@ def breakdown(backend, args):
         parts.append({"part": "augmentation (background thread, overlapped)",
                       "ms": 1e3 * took / args.breakdown_steps, "share": took / total,
                       "overlapped": True})
-    return parts
+    return {"parts": parts, "gemm_peak_gflops": gemm_peak(b), "copy_peak_gbs": copy_peak(b)}
 
 
 # Peak memory comes from VmHWM: ru_maxrss would report the parent's peak, since Linux

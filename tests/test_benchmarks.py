@@ -138,6 +138,8 @@ def test_runtime_study_says_why_the_gpu_series_is_missing(tmp_path):
     ("runtime.py", ["--cpu-filters", "a,b"], "is not a comma-separated list"),
     ("runtime.py", ["--devices", "tpu"], "--devices: use cpu, gpu"),
     ("epoch.py", ["--repeats", "0"], "must be a positive int"),
+    ("epoch.py", ["--shards-per-thread", "1,0"],
+     "--shards-per-thread: '1,0': every value must be positive"),
     ("epoch.py", ["--frameworks", "mxnet"],
      "--frameworks: use pytorch, pytorch-compile, tensorflow, jax"),
 ])
@@ -155,16 +157,43 @@ def test_epoch_benchmark_runs(tmp_path):
         ("minicnn-numpy", 1), ("minicnn-numpy", 2), ("minicnn-numba", 1), ("minicnn-numba", 2)]
     assert all(len(r["runs"]) == 2 and r["min_s"] <= r["median_s"] <= r["max_s"]
                for r in data["epochs"])
-    parts = data["breakdown"]["numba"]
+    found = data["breakdown"]["numba"]
+    parts = found["parts"]
     assert sum(p["share"] for p in parts) == pytest.approx(1.0)
     steps = [step.name for step in minicnn.lab_model(16, backend="numba").plan]
     assert [p["part"].split(" [")[0].rsplit(" ", 1)[0] for p in parts[:len(steps)]] == steps
     assert "conv2d+relu+maxpool2d [" in result.stdout
-    # the steps that multiply report their rate, beside the GEMM peak the benchmark measured
-    assert parts[0]["gemm_peak_gflops"] > 0
+    # the steps that multiply report their rate, beside the GEMM peak the benchmark measured;
+    # every step of the plan its bytes and GB/s, beside the copy peak
+    assert found["gemm_peak_gflops"] > 0 and found["copy_peak_gbs"] > 0
     rated = {p["part"] for p in parts if p.get("gflops", 0) > 0}
     assert {p["part"] for p in parts if p["part"].startswith(("conv2d", "dense"))} == rated
-    assert "GFLOP/s" in result.stdout
+    moving = {p["part"] for p in parts if p.get("gbs", 0) > 0 and p["mbytes"] > 0}
+    assert moving == {p["part"] for p in parts if p["part"].endswith(("forward", "backward"))}
+    assert "GFLOP/s" in result.stdout and "GB/s" in result.stdout
+
+
+def test_touched_bytes_count_each_array_once(monkeypatch):
+    """A step's cache often holds its input again: the same memory is counted once."""
+    import numpy as np
+    monkeypatch.syspath_prepend(str(BENCH))
+    from minicnn_contender import touched_bytes
+    a, b = np.zeros(100, np.float32), np.zeros((3, 5), np.float64)
+    assert touched_bytes(a, (a, [b, {"again": b}]), 7, None) == 400 + 120
+    assert touched_bytes(a[:10], a) == 40 + 400          # a view is its own traffic
+    assert touched_bytes() == 0
+
+
+def test_epoch_benchmark_times_more_shards_beside_a_busy_neighbour(tmp_path):
+    result = run("epoch.py", "--images", "100", "--repeats", "1", "--frameworks", "",
+                 "--backends", "numba", "--threads", "2", "--shards-per-thread", "1,3",
+                 "--neighbour", "--breakdown-steps", "0", "--no-subprocess", "--out",
+                 str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    data = json.loads((tmp_path / "epoch.json").read_text())
+    assert [r["contender"] for r in data["epochs"]] == ["minicnn-numba", "minicnn-numba x3 shards"]
+    assert data["config"]["neighbour"] is True
+    assert re.search(r"a busy process shares core \d+ during the timed epochs", result.stdout)
 
 
 def test_step_flops_count_the_lab_models_multiply_adds(monkeypatch):
