@@ -139,7 +139,7 @@ def check_memory(args, model):
     parts = memory.training_estimate(
         model.layers, model.input_shape, args.batch_size, model.threads,
         optimizer_slots={"sgd": 0, "momentum": 1, "adam": 2}[args.optimizer],
-        data_bytes=kept * int(np.prod(model.input_shape)) * 4)
+        data_bytes=kept * int(np.prod(model.input_shape)) * 4, shards=model.shards)
     memory.check(sum(parts.values()), f"training this model (batch {args.batch_size}, "
                                       f"{model.threads} thread{'s' if model.threads > 1 else ''})")
 

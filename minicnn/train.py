@@ -61,7 +61,7 @@ def build_parser():
                    help="convolution algorithm of every conv layer (default: auto, chosen per "
                         "layer; model.summary() shows the choice)")
     p.add_argument("--threads", type=positive_int,
-                   help="threads, each training a shard of every batch (default: one per core)")
+                   help="threads training the shards of every batch (default: one per core)")
     p.add_argument("--shards", type=positive_int,
                    help="shards of every batch, each taken by whichever thread is free "
                         "(default: one per thread; more keep a busy core from holding up "

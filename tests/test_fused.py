@@ -96,6 +96,39 @@ def test_direct_one_channel_pass_gives_the_general_paths_bits(rng):
     np.testing.assert_allclose(dw, dw2[:, :1], rtol=1e-5, atol=1e-5)
 
 
+def test_the_one_channel_kernels_compute_what_the_general_kernels_do(rng):
+    """The one-pass kernels against the general path's pieces on the same phase planes:
+    the four phases summed into memory then pooled (forward, bit for bit), and the unpool
+    then the nine dot products per phase (backward, to rounding)."""
+    from minicnn.backend.numba_kernels import direct, planes as pl
+    from minicnn.ops.workspace import Workspace
+    g = window(11, 9, (3, 3), (1, 1), "same")
+    p = pl.plane_geometry(g, 2, 11, 9)
+    x = rng.standard_normal((1, 3, 11, 9)).astype(np.float32)
+    w = rng.standard_normal((2, 1, 3, 3)).astype(np.float32)
+    planes = pl.phase_planes(x, p, Workspace(np))
+    for f, n in ((0, 0), (1, 2)):
+        views = [pl.tap_view(planes, 0, n, 2, p.ww, r, t) for r in range(4) for t in range(4)]
+        bias = np.float32(0.3)
+        acc = np.full((4, p.length), bias, np.float32)
+        direct._accumulate(planes, w, f, n, 2, p.ww, p.length, acc)
+        y_ref, arg_ref = np.empty(p.length, np.float32), np.empty(p.length, np.uint8)
+        pl.relu_pool_2x2(acc, y_ref, arg_ref)
+        y, arg = np.empty_like(y_ref), np.empty_like(arg_ref)
+        direct._pooled_one_channel_3x3(y, arg, p.length, bias, *w[f, 0].ravel(), *views)
+        assert np.array_equal(y, y_ref) and np.array_equal(arg, arg_ref)
+        dy = rng.standard_normal(p.length).astype(np.float32)
+        dz = np.empty((4, p.length), np.float32)
+        pl.unpool_relu(dy, y_ref, arg_ref, dz)
+        want = sum(np.array(direct._dots_3x3(dz[k], p.length, *[
+            views[(k // 2 + ky) * 4 + k % 2 + kx] for ky in range(3) for kx in range(3)]))
+            for k in range(4))
+        scratch = np.empty(p.length, np.float32)
+        got = direct._pooled_grad_one_channel_3x3(dy, y_ref, arg_ref, p.length, scratch, *views)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(scratch, dy * (y_ref > 0))   # masked, for db's sum
+
+
 def test_resolve_falls_back_to_the_reference_where_a_fused_kernel_does_not_apply():
     """Numba's fused conv+ReLU+pool through im2col runs stride 1 only; a stride-2 convolution
     gets the reference composition."""

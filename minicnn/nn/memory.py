@@ -5,7 +5,7 @@ rather than a NumPy traceback after minutes, a one-line refusal that gives the
 estimate and what the machine has.  The estimate adds up what minicnn keeps:
 
     parameters             P values
-    gradients              P values per thread (each shard of a batch has its own)
+    gradients              P values per shard of a batch (each has its own)
     optimizer state        P values per slot (momentum: 1, Adam: 2)
     initialisation         P float64 values on the host while the weights are drawn
     step buffers           per shard of the batch: every layer's output and its gradient,
@@ -64,10 +64,10 @@ def gib(n):
     return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
-def parameter_bytes(parameters, itemsize, threads=1, optimizer_slots=0):
-    """Parameters, their gradients (one set per thread), optimizer state and the float64
+def parameter_bytes(parameters, itemsize, shards=1, optimizer_slots=0):
+    """Parameters, their gradients (one set per shard), optimizer state and the float64
     initial draw."""
-    return parameters * (itemsize * (1 + threads + optimizer_slots) + 8)
+    return parameters * (itemsize * (1 + shards + optimizer_slots) + 8)
 
 
 def step_buffer_bytes(layers, input_shape, batch, itemsize):
@@ -94,18 +94,21 @@ def check(needed, what, smaller="a smaller batch"):
 
 
 def training_estimate(layers, input_shape, batch_size, threads, optimizer_slots=0,
-                      data_bytes=0):
+                      data_bytes=0, shards=None):
     """{part: bytes} of a float32 training run of built ``layers`` (see the module
-    docstring)."""
+    docstring); ``shards`` of each batch, default one per thread."""
     itemsize = 4
     parameters = sum(layer.num_params() for layer in layers)
-    shard = math.ceil(batch_size / threads)
+    shards = shards or threads
+    shard = math.ceil(batch_size / shards)
+    sizes = 2 if shards > threads else 1        # a thread then runs shards of two sizes
     return {
-        "parameters, gradients and optimizer": parameter_bytes(parameters, itemsize, threads,
+        "parameters, gradients and optimizer": parameter_bytes(parameters, itemsize, shards,
                                                                optimizer_slots),
-        "step buffers": threads * (step_buffer_bytes(layers, input_shape, shard, itemsize)
+        "step buffers": threads * (sizes * step_buffer_bytes(layers, input_shape, shard,
+                                                             itemsize)
                                    + step_buffer_bytes(layers, input_shape,
-                                                       math.ceil(EVALUATION_BATCH / threads),
+                                                       math.ceil(EVALUATION_BATCH / shards),
                                                        itemsize) // 2),
         "data": data_bytes,
         "runtime": RUNTIME_BYTES,

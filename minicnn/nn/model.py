@@ -107,7 +107,8 @@ class Sequential:
 
     @property
     def plan(self):
-        """The execution plan, [Step]: the layers grouped into fused steps (each shard runs a copy)."""
+        """The execution plan, [Step]: the layers grouped into fused steps (each thread runs a
+        copy)."""
         return self._plans[0].steps
 
     # -- checks at the edge -------------------------------------------------

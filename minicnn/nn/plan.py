@@ -85,7 +85,7 @@ class Step:
         if not self._params:
             return backward(dy, self._cache, self.ws) if need_dx else None
         dx, *computed = backward(dy, self._cache, need_dx, self.ws)
-        for view, g in zip(grads, computed):
+        for view, g in zip(grads, computed, strict=True):
             view[...] = g
         return dx
 
@@ -197,8 +197,8 @@ def _conv_step(layers, i, backend, fuse):
 
 
 def build_plan(layers, backend, fuse=True, seed=0, keeps_state=True):
-    """[Step] for built ``layers``.  ``seed``: the model's (dropout masks); ``keeps_state``: this plan's batch-norm steps
-    update the running statistics (one shard's plan does)."""
+    """[Step] for built ``layers``.  ``seed``: the model's (dropout masks); ``keeps_state``:
+    this plan's batch-norm steps update the running statistics (one thread's plan does)."""
     steps, i = [], 0
     while i < len(layers):
         layer = layers[i]

@@ -35,10 +35,10 @@ def shard_bounds(n, shards):
 def shard_count(threads, shards, synchronised=False, owner=""):
     """The shards of each batch: ``shards`` (an int > 0) if given, else one per thread.
 
-    More shards than threads make a step robust to a core slowed by a neighbour (it takes
-    fewer shards), at a cost on a quiet machine: on the lab model, 4 shards on 2 threads
-    took 8-10% longer when quiet and 13-20% less time with one core shared, at 64 and 256
-    filters; at 16 filters they were slower either way (docs/results.md, "One slow core").
+    More shards than threads let a core slowed by a neighbour take fewer of them, at a cost
+    on a quiet machine: on the lab model, 4 shards on 2 threads took 19% (16 filters) and 7%
+    (64) longer when quiet, and with a busy process on one core 5% longer and 4% less time
+    (docs/results.md, "One slow core"); so the default is one shard per thread.
     A ``synchronised`` model (batch norm: its statistics are summed at barriers that every
     shard must reach at once, ShardSums) needs one shard per thread.  ValueError, in words
     after ``owner``, for a count that cannot work."""

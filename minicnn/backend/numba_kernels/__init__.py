@@ -1,7 +1,7 @@
 """The numba backend's kernels: plain Python loops compiled by Numba.
 
 Every kernel is serial and releases the GIL (``nogil``): parallelism comes from
-running the shards of a batch on threads (``minicnn/parallel.py``), not from
+running the shards of a batch on threads (``minicnn/parallel/shards.py``), not from
 threads inside a kernel, so a kernel never fights BLAS or another kernel for
 the cores.  Rules measured on this engine (docs/backends.md):
   - the inner loop runs over contiguous pixels, never over a handful of channels;
