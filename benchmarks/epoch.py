@@ -187,8 +187,15 @@ def busy_neighbour():
     from minicnn.parallel.threads import usable_cores
     core = usable_cores()[-1]
     print(f"  a busy process shares core {core} during the timed epochs (--neighbour)")
-    return subprocess.Popen([sys.executable, "-c",
-                             f"import os\nos.sched_setaffinity(0, {{{core}}})\nwhile True: pass"])
+    # It spins until its parent is gone, so that a benchmark killed by a signal leaves no
+    # core busy behind it.
+    return subprocess.Popen([sys.executable, "-c", f"""import os
+os.sched_setaffinity(0, {{{core}}})
+parent = os.getppid()
+while os.getppid() == parent:
+    for _ in range(100_000):
+        pass
+"""])
 
 
 def report(rows, args):
