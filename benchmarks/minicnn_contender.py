@@ -91,37 +91,37 @@ def augmenter(args):
     return lambda indices, epoch: full(indices % len(images), epoch)
 
 
+def _best_seconds(backend, fn, repeats):
+    """The shortest of ``repeats`` timed calls of fn() after one warm-up, the device
+    synchronised around each."""
+    best = float("inf")
+    for i in range(repeats + 1):
+        backend.synchronize()
+        t = time.perf_counter()
+        fn()
+        backend.synchronize()
+        if i:
+            best = min(best, time.perf_counter() - t)
+    return best
+
+
 def gemm_peak(backend, size=1024, repeats=5):
     """GFLOP/s of this backend's float32 matrix product on (size x size) operands, the best of
     ``repeats`` (the ceiling the convolutions' and dense layers' GEMMs are measured against)."""
-    xp, b = backend.xp, backend
-    a = b.asarray(synthetic_data(size, (size,), 3)[0])
-    out = xp.empty((size, size), dtype=a.dtype)
-    best = float("inf")
-    for _ in range(repeats + 1):
-        b.synchronize()
-        t = time.perf_counter()
-        xp.matmul(a, a, out=out)
-        b.synchronize()
-        best = min(best, time.perf_counter() - t)
-    return 2 * size ** 3 / best / 1e9
+    a = backend.asarray(synthetic_data(size, (size,), 3)[0])
+    out = backend.xp.empty((size, size), dtype=a.dtype)
+    return 2 * size ** 3 / _best_seconds(backend, lambda: backend.xp.matmul(a, a, out=out),
+                                         repeats) / 1e9
 
 
 def copy_peak(backend, mib=4, repeats=20):
     """GB/s of this backend copying a ``mib`` MiB float32 array (read + write), the best of
     ``repeats``: the ceiling of a step limited by moving its arrays (4 MiB: about the lab
     step's largest arrays, held in L3 rather than L2)."""
-    xp, b = backend.xp, backend
-    src = b.asarray(synthetic_data(mib * 2**18, (), 4)[0])
-    dst = xp.empty_like(src)
-    best = float("inf")
-    for _ in range(repeats + 1):
-        b.synchronize()
-        t = time.perf_counter()
-        xp.copyto(dst, src)
-        b.synchronize()
-        best = min(best, time.perf_counter() - t)
-    return 2 * src.nbytes / best / 1e9
+    src = backend.asarray(synthetic_data(mib * 2**18, (), 4)[0])
+    dst = backend.xp.empty_like(src)
+    return 2 * src.nbytes / _best_seconds(backend, lambda: backend.xp.copyto(dst, src),
+                                          repeats) / 1e9
 
 
 def _address(array):

@@ -64,8 +64,8 @@ def build_parser():
                    help="threads training the shards of every batch (default: one per core)")
     p.add_argument("--shards", type=positive_int,
                    help="shards of every batch, each taken by whichever thread is free "
-                        "(default: one per thread; more keep a busy core from holding up "
-                        "every step, at a small cost on a quiet machine)")
+                        "(default: one per thread; more can keep a busy core from holding "
+                        "up every step, but cost 7-19%% on a quiet machine: docs/results.md)")
     p.add_argument("--out", metavar="DIR", help="write metrics.json, metrics.csv, "
                    "learning_curve.png and model.npz here (checked before training starts; "
                    "default: a new folder runs/train-NNN, or under $MINICNN_RUNS)")

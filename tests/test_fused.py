@@ -108,7 +108,7 @@ def test_the_one_channel_kernels_compute_what_the_general_kernels_do(rng):
     w = rng.standard_normal((2, 1, 3, 3)).astype(np.float32)
     planes = pl.phase_planes(x, p, Workspace(np))
     for f, n in ((0, 0), (1, 2)):
-        views = [pl.tap_view(planes, 0, n, 2, p.ww, r, t) for r in range(4) for t in range(4)]
+        views = direct._sixteen_views(planes, n, p.ww)
         bias = np.float32(0.3)
         acc = np.full((4, p.length), bias, np.float32)
         direct._accumulate(planes, w, f, n, 2, p.ww, p.length, acc)

@@ -69,6 +69,21 @@ def _accumulate(planes, w, f, n, s, ww, length, acc):
 
 
 @kernel
+def _sixteen_views(planes, n, ww):
+    """The 16 tap views (r, t = 0..3, row-major) of image n's one channel, 2x2 pool: what
+    the one-channel kernels take as separate arguments (as one tuple inside the loop they
+    ran slower, as _taps_3x3 found)."""
+    return (tap_view(planes, 0, n, 2, ww, 0, 0), tap_view(planes, 0, n, 2, ww, 0, 1),
+            tap_view(planes, 0, n, 2, ww, 0, 2), tap_view(planes, 0, n, 2, ww, 0, 3),
+            tap_view(planes, 0, n, 2, ww, 1, 0), tap_view(planes, 0, n, 2, ww, 1, 1),
+            tap_view(planes, 0, n, 2, ww, 1, 2), tap_view(planes, 0, n, 2, ww, 1, 3),
+            tap_view(planes, 0, n, 2, ww, 2, 0), tap_view(planes, 0, n, 2, ww, 2, 1),
+            tap_view(planes, 0, n, 2, ww, 2, 2), tap_view(planes, 0, n, 2, ww, 2, 3),
+            tap_view(planes, 0, n, 2, ww, 3, 0), tap_view(planes, 0, n, 2, ww, 3, 1),
+            tap_view(planes, 0, n, 2, ww, 3, 2), tap_view(planes, 0, n, 2, ww, 3, 3))
+
+
+@kernel
 def _pooled_one_channel_3x3(y_pad, argmax, length, bias, k0, k1, k2, k3, k4, k5, k6, k7, k8,
                             v00, v01, v02, v03, v10, v11, v12, v13, v20, v21, v22, v23,
                             v30, v31, v32, v33):
@@ -112,14 +127,7 @@ def _forward_pooled(planes, w, b, ww, y, y_pad, argmax, acc):
                 _pooled_one_channel_3x3(
                     y_pad[f, n], argmax[f, n], length, b[f], k[0, 0], k[0, 1], k[0, 2],
                     k[1, 0], k[1, 1], k[1, 2], k[2, 0], k[2, 1], k[2, 2],
-                    tap_view(planes, 0, n, 2, ww, 0, 0), tap_view(planes, 0, n, 2, ww, 0, 1),
-                    tap_view(planes, 0, n, 2, ww, 0, 2), tap_view(planes, 0, n, 2, ww, 0, 3),
-                    tap_view(planes, 0, n, 2, ww, 1, 0), tap_view(planes, 0, n, 2, ww, 1, 1),
-                    tap_view(planes, 0, n, 2, ww, 1, 2), tap_view(planes, 0, n, 2, ww, 1, 3),
-                    tap_view(planes, 0, n, 2, ww, 2, 0), tap_view(planes, 0, n, 2, ww, 2, 1),
-                    tap_view(planes, 0, n, 2, ww, 2, 2), tap_view(planes, 0, n, 2, ww, 2, 3),
-                    tap_view(planes, 0, n, 2, ww, 3, 0), tap_view(planes, 0, n, 2, ww, 3, 1),
-                    tap_view(planes, 0, n, 2, ww, 3, 2), tap_view(planes, 0, n, 2, ww, 3, 3))
+                    *_sixteen_views(planes, n, ww))
                 compact(y_pad[f, n], ww, y[f, n])
                 continue
             acc[...] = b[f]
@@ -242,15 +250,7 @@ def _backward_pooled(dy, y_pad, argmax, planes, w, ww, need_dx, dw, db, dplanes,
                 expand(dy[f, n], ww, dy_pad)
                 g = dz[0]
                 t = _pooled_grad_one_channel_3x3(
-                    dy_pad, y_pad[f, n], argmax[f, n], length, g,
-                    tap_view(planes, 0, n, 2, ww, 0, 0), tap_view(planes, 0, n, 2, ww, 0, 1),
-                    tap_view(planes, 0, n, 2, ww, 0, 2), tap_view(planes, 0, n, 2, ww, 0, 3),
-                    tap_view(planes, 0, n, 2, ww, 1, 0), tap_view(planes, 0, n, 2, ww, 1, 1),
-                    tap_view(planes, 0, n, 2, ww, 1, 2), tap_view(planes, 0, n, 2, ww, 1, 3),
-                    tap_view(planes, 0, n, 2, ww, 2, 0), tap_view(planes, 0, n, 2, ww, 2, 1),
-                    tap_view(planes, 0, n, 2, ww, 2, 2), tap_view(planes, 0, n, 2, ww, 2, 3),
-                    tap_view(planes, 0, n, 2, ww, 3, 0), tap_view(planes, 0, n, 2, ww, 3, 1),
-                    tap_view(planes, 0, n, 2, ww, 3, 2), tap_view(planes, 0, n, 2, ww, 3, 3))
+                    dy_pad, y_pad[f, n], argmax[f, n], length, g, *_sixteen_views(planes, n, ww))
                 total += ordered_sum(g[:length])
                 for k in range(9):
                     dw[f, 0, k // 3, k % 3] += t[k]
