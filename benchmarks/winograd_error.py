@@ -1,8 +1,10 @@
 """How far Winograd's float32 results are from the exact convolution: F(2x2, 3x3), which
-minicnn runs, against F(4x4, 3x3), the candidate for fewer multiplications.
+minicnn runs, against F(4x4, 3x3), the candidate for fewer multiplications; and F(2x2, 5x5),
+which minicnn runs for 5x5 kernels.
 
     python benchmarks/winograd_error.py                    # the lab model's second layer
     python benchmarks/winograd_error.py --filters 16,64,256 --out runs/winograd-error
+    python benchmarks/winograd_error.py --kernel 5 --filters 32,64 --size 12   # the tutorials'
 
 Issue 22 asks for F(4x4, 3x3)'s float32 error before it is built: it needs 4x fewer
 multiplications than direct (2.25x for F(2x2, 3x3)), but its transforms hold 1/24 and
@@ -67,13 +69,15 @@ def winograd_conv(x, w, m, dtype):
 
 
 def direct_conv(x, w, dtype):
-    """The same convolution as one sum per output, in ``dtype`` (im2col + GEMM)."""
+    """The same convolution ('same', k x k) as one sum per output, in ``dtype`` (im2col +
+    GEMM)."""
     x, w = x.astype(dtype), w.astype(dtype)
     n, c, h, wd = x.shape
-    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
-    cols = np.stack([padded[:, :, i:i + h, j:j + wd] for i in range(3) for j in range(3)],
-                    axis=2)                                         # (n, c, 9, h, w)
-    return np.einsum("fck,nckhw->nfhw", w.reshape(w.shape[0], c, 9), cols)
+    k = w.shape[2]
+    padded = np.pad(x, ((0, 0), (0, 0), (k // 2, k // 2), (k // 2, k // 2)))
+    cols = np.stack([padded[:, :, i:i + h, j:j + wd] for i in range(k) for j in range(k)],
+                    axis=2)                                         # (n, c, k*k, h, w)
+    return np.einsum("fck,nckhw->nfhw", w.reshape(w.shape[0], c, k * k), cols)
 
 
 def minicnn_winograd(x, w):
@@ -81,7 +85,8 @@ def minicnn_winograd(x, w):
     from minicnn.backend import get_backend
     from minicnn.backend.numba_kernels.winograd import conv2d_forward
     from minicnn.ops.geometry import window
-    g = window(x.shape[2], x.shape[3], (3, 3), (1, 1), "same")
+    k = w.shape[2]
+    g = window(x.shape[2], x.shape[3], (k, k), (1, 1), "same")
     y, _ = conv2d_forward(np.ascontiguousarray(x.transpose(1, 0, 2, 3), np.float32),
                           w.astype(np.float32), np.zeros(w.shape[0], np.float32), g,
                           get_backend("numba"))
@@ -95,20 +100,23 @@ def errors(got, exact):
             float(np.sqrt(np.mean(diff ** 2) / np.mean(exact ** 2))))
 
 
-def lab_layer_inputs(filters, batch, size, rng):
+def lab_layer_inputs(filters, batch, size, rng, kernel=3):
     """ReLU'd activations and Glorot-uniform weights, as the lab model's second layer sees."""
     x = np.maximum(rng.standard_normal((batch, filters, size, size)), 0)
-    limit = np.sqrt(6 / (filters * 9 + filters * 9))
-    return x, rng.uniform(-limit, limit, (filters, filters, 3, 3))
+    limit = np.sqrt(6 / (2 * filters * kernel * kernel))
+    return x, rng.uniform(-limit, limit, (filters, filters, kernel, kernel))
 
 
-def measure(filters, batch, size, rng):
-    x, w = lab_layer_inputs(filters, batch, size, rng)
+def measure(filters, batch, size, rng, kernel=3):
+    x, w = lab_layer_inputs(filters, batch, size, rng, kernel)
     exact = direct_conv(x, w, np.float64)
-    rows = [("minicnn winograd F(2x2,3x3), numba", minicnn_winograd(x, w)),
-            ("F(2x2,3x3), NumPy", winograd_conv(x, w, 2, np.float32)),
-            ("F(4x4,3x3), NumPy", winograd_conv(x, w, 4, np.float32)),
-            ("direct (im2col), NumPy", direct_conv(x, w, np.float32))]
+    if kernel == 5:
+        rows = [("minicnn winograd F(2x2,5x5), numba", minicnn_winograd(x, w))]
+    else:
+        rows = [("minicnn winograd F(2x2,3x3), numba", minicnn_winograd(x, w)),
+                ("F(2x2,3x3), NumPy", winograd_conv(x, w, 2, np.float32)),
+                ("F(4x4,3x3), NumPy", winograd_conv(x, w, 4, np.float32))]
+    rows.append(("direct (im2col), NumPy", direct_conv(x, w, np.float32)))
     return [{"filters": filters, "algorithm": name, "max_rel": e[0], "rms_rel": e[1]}
             for name, y in rows for e in [errors(y, exact)]]
 
@@ -117,14 +125,18 @@ def main(argv=None):
     p = ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--filters", type=number_list(int), default=[16],
                    help="comma-separated widths of the layer (in and out), default 16")
+    p.add_argument("--kernel", type=int, choices=(3, 5), default=3,
+                   help="3 (default): F(2x2,3x3) and F(4x4,3x3); 5: minicnn's F(2x2,5x5)")
     p.add_argument("--batch-size", type=positive_int, default=50)
     p.add_argument("--size", type=positive_int, default=14, help="image side (default 14)")
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--out", help="write winograd_error.json here")
     args = p.parse_args(argv)
     rng = np.random.default_rng(args.seed)
-    results = [r for f in args.filters for r in measure(f, args.batch_size, args.size, rng)]
-    print(f"float32 error against a float64 direct convolution, 3x3 'same', batch "
+    results = [r for f in args.filters
+               for r in measure(f, args.batch_size, args.size, rng, args.kernel)]
+    print(f"float32 error against a float64 direct convolution, {args.kernel}x{args.kernel} "
+          f"'same', batch "
           f"{args.batch_size} of {args.size}x{args.size}")
     print(f"{'filters':>7s}  {'algorithm':36s} {'max err / max |y|':>18s} {'rms err / rms y':>16s}")
     for r in results:

@@ -8,6 +8,7 @@ import reference
 from conftest import CPU_BACKENDS, cnhw, nchw
 from minicnn import ops
 from minicnn.ops import algorithms
+from minicnn.nn.presets import PRESETS
 from minicnn.backend import get_backend
 from minicnn.ops.geometry import window
 from minicnn.gradcheck import numerical_gradient, rel_error
@@ -105,11 +106,35 @@ def test_auto_at_the_edges_of_its_channel_rules(channels, expected):
     assert model.plan[0].algorithm == expected
 
 
+@pytest.mark.parametrize("channels,expected", [
+    (algorithms.WINOGRAD_5X5_MIN_CHANNELS - 1, "im2col"),
+    (algorithms.WINOGRAD_5X5_MIN_CHANNELS, "winograd")])
+def test_auto_for_5x5_kernels(channels, expected):
+    """Winograd F(2x2, 5x5) from WINOGRAD_5X5_MIN_CHANNELS input channels, im2col below (and
+    direct at one or two, as for every kernel)."""
+    model = minicnn.Sequential([minicnn.Conv2D(4, 5, padding="same"), minicnn.Flatten(),
+                                minicnn.Dense(2)], (channels, 8, 8), backend="numba")
+    assert model.plan[0].algorithm == expected
+
+
+def test_tutorial_models_take_winograd_for_their_5x5_layers():
+    """tf-mnist's second convolution (32 channels) and cifar10's (64); cifar10's first has
+    3 input channels: im2col."""
+    models = [minicnn.Sequential(PRESETS[name].layers(), PRESETS[name].input_shape,
+                                 backend="numba")
+              for name in ("tf-mnist-tutorial", "cifar10-tutorial")]
+    convs = [[s.algorithm for s in m.plan if "conv" in s.name] for m in models]
+    assert convs == [["direct", "winograd"], ["im2col", "winograd"]]
+
+
 @pytest.mark.parametrize("layer,match", [
-    (minicnn.Conv2D(4, 5, padding="same", algorithm="winograd"),
-     "conv2d: algorithm 'winograd' cannot run this layer: it needs a 3x3 kernel with stride 1, "
-     "this layer has a 5x5 kernel"),
-    (minicnn.Conv2D(4, 3, stride=2, algorithm="winograd"), "needs a 3x3 kernel with stride 1"),
+    (minicnn.Conv2D(4, 7, padding="same", algorithm="winograd"),
+     "conv2d: algorithm 'winograd' cannot run this layer: it needs a 3x3 or 5x5 kernel with "
+     "stride 1, this layer has a 7x7 kernel"),
+    (minicnn.Conv2D(4, 3, stride=2, algorithm="winograd"),
+     "needs a 3x3 or 5x5 kernel with stride 1"),
+    (minicnn.Conv2D(4, 5, stride=2, algorithm="winograd"), "this layer has a 5x5 kernel with "
+                                                           "stride 2x2"),
     (minicnn.Conv2D(4, 3, stride=2, algorithm="direct"),
      "conv2d: algorithm 'direct' cannot run this layer: it needs stride 1"),
 ])

@@ -253,3 +253,11 @@ def test_winograd_error_study_runs(tmp_path):
                                               "direct (im2col), NumPy"]
     assert all(0 < r["rms_rel"] < 1e-4 and 0 < r["max_rel"] < 1e-4 for r in rows)  # rounding
     assert "max err / max |y|" in result.stdout
+    result = run("winograd_error.py", "--kernel", "5", "--filters", "3", "--batch-size", "2",
+                 "--size", "7", "--out", str(tmp_path), data=False)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((tmp_path / "winograd_error.json").read_text())["results"]
+    assert [r["algorithm"] for r in rows] == ["minicnn winograd F(2x2,5x5), numba",
+                                              "direct (im2col), NumPy"]
+    assert all(0 < r["rms_rel"] < 1e-4 and 0 < r["max_rel"] < 1e-4 for r in rows)
+    assert "5x5 'same'" in result.stdout

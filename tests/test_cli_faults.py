@@ -35,7 +35,7 @@ def test_bad_flags_one_line_exit_2(args, match):
     (["--arch", "conv:3:3,bogus"], "unknown layer 'bogus'"),
     (["--arch", "conv:3:40"], "window 40 is larger than the padded input 28"),
     (["--arch", "conv:3:3,dense:7"], "must end in 10 outputs"),
-    (["--conv-algo", "winograd", "--arch", "conv:4:5,relu,dense:10"],
+    (["--conv-algo", "winograd", "--arch", "conv:4:7,relu,dense:10"],
      "algorithm 'winograd' cannot run this layer"),
     (["--arch", "conv:3:3,relu,dropout:1.5,dense:10"],
      "--arch: the dropout rate must be in [0, 1) in 'dropout:1.5', got '1.5'"),

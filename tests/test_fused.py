@@ -32,9 +32,13 @@ def fused_convolutions():
     return params
 
 
-def agree(got, want, dtype, what):
-    np.testing.assert_allclose(np.asarray(got, dtype=np.float64), want, **TOL[dtype],
-                               err_msg=what)
+def agree(got, want, dtype, what, rounding=1.0):
+    """got == want to TOL[dtype]; ``rounding``: how many times direct summation's rounding an
+    algorithm's float32 results carry (its atol then relative to the largest |want|)."""
+    tol = dict(TOL[dtype])
+    if rounding > 1 and dtype == np.float32:
+        tol = dict(rtol=tol["rtol"] * rounding, atol=tol["rtol"] * rounding * np.abs(want).max())
+    np.testing.assert_allclose(np.asarray(got, dtype=np.float64), want, **tol, err_msg=what)
 
 
 def conv_static(pattern, g):
@@ -60,9 +64,11 @@ def test_fused_convolution_matches_the_reference(backend_name, op, case, dtype, 
     static = conv_static(pattern, g)
     fwd, bwd = b.fused[op].forward, b.fused[op].backward
     ref_fwd, ref_bwd = ops.reference_of(op)[:2]
+    # F(2x2, 5x5) rounds up to about 5x as much as direct summation (test_winograd.py)
+    rounding = 10.0 if (algorithm, kernel) == ("winograd", (5, 5)) else 1.0
     y, cache = fwd(*map(b.asarray, (x, w, bias)), *static, b)
     want, ref_cache = ref_fwd(x, w, bias, *static, REF)
-    agree(b.to_numpy(y), want, dtype, f"{op} forward")
+    agree(b.to_numpy(y), want, dtype, f"{op} forward", rounding)
     dy = rng.standard_normal(want.shape).astype(dtype)
     for need_dx in (True, False):
         got = bwd(b.asarray(dy), cache, need_dx)
@@ -70,7 +76,7 @@ def test_fused_convolution_matches_the_reference(backend_name, op, case, dtype, 
         assert (got[0] is None) == (not need_dx)
         for name, g_got, g_want in zip(("dx", "dw", "db"), got, wanted):
             if g_want is not None:
-                agree(b.to_numpy(g_got), g_want, dtype, f"{op} {name}")
+                agree(b.to_numpy(g_got), g_want, dtype, f"{op} {name}", rounding)
 
 
 def test_direct_one_channel_pass_gives_the_general_paths_bits(rng):

@@ -3,30 +3,36 @@
     im2col    columns + one GEMM (ops/conv.py): any geometry, every backend; the reference
     direct    sliding-window sums over contiguous pixels, no columns; stride 1.  Cheapest
               where the GEMM would be tiny: few input channels (the first layer)
-    winograd  F(2x2, 3x3): each 2x2 output tile from a 4x4 input tile with 16 instead of
-              36 multiplications per channel pair; 3x3 kernels, stride 1, enough channels
+    winograd  F(2x2, 3x3) and F(2x2, 5x5): each 2x2 output tile from a 4x4 (6x6) input
+              tile with 16 (36) instead of 36 (100) multiplications per channel pair; 3x3
+              or 5x5 kernels, stride 1, enough channels
 
 A backend lists the algorithms it has as entries "conv2d/<algorithm>" of
 ``Backend.fused``; im2col is always there.  ``auto`` picks by the layer's
 shape with the rules below, measured (conv + ReLU + 2x2 pool, forward and
 backward, 25 images, one thread; docs/results.md): direct wins with one or
 two input channels (the 16 Winograd GEMMs would have an inner dimension of 1
-or 2), Winograd from three on, by 2-3x over im2col at 8 to 256 channels.
+or 2), Winograd from three on, by 2-3x over im2col at 8 to 256 channels.  For
+5x5 kernels Winograd's 36 GEMMs need 8 channels to beat im2col.
 """
 ALGORITHMS = ("im2col", "direct", "winograd")
 
-# auto: direct up to this many input channels, Winograd (3x3, stride 1) from this many on.
+# auto: direct up to this many input channels, Winograd (3x3, stride 1) from this many on,
+# Winograd for 5x5 kernels from 8 (its 36 GEMMs against im2col's one: 0.91x im2col's
+# speed at 4 channels, 1.24x at 8, 1.43x at 32; conv + ReLU + pool, 50 16x16 images).
 DIRECT_MAX_CHANNELS = 2
 WINOGRAD_MIN_CHANNELS = 3
+WINOGRAD_5X5_MIN_CHANNELS = 8
+WINOGRAD_KERNELS = ((3, 3), (5, 5))
 
 
 def why_not(algorithm, g):
     """None where ``algorithm`` can compute a convolution of geometry ``g``, else the reason."""
     if algorithm == "direct" and (g.sh, g.sw) != (1, 1):
         return f"it needs stride 1, this layer has stride {g.sh}x{g.sw}"
-    if algorithm == "winograd" and ((g.kh, g.kw) != (3, 3) or (g.sh, g.sw) != (1, 1)):
-        return (f"it needs a 3x3 kernel with stride 1, this layer has a {g.kh}x{g.kw} kernel "
-                f"with stride {g.sh}x{g.sw}")
+    if algorithm == "winograd" and ((g.kh, g.kw) not in WINOGRAD_KERNELS or (g.sh, g.sw) != (1, 1)):
+        return (f"it needs a 3x3 or 5x5 kernel with stride 1, this layer has a {g.kh}x{g.kw} "
+                f"kernel with stride {g.sh}x{g.sw}")
     return None
 
 
@@ -50,7 +56,7 @@ def choose(conv, backend):
     channels = conv.input_shape[0]
     if "direct" in have and channels <= DIRECT_MAX_CHANNELS and not why_not("direct", conv.g):
         return "direct"
-    if ("winograd" in have and channels >= WINOGRAD_MIN_CHANNELS
-            and not why_not("winograd", conv.g)):
+    least = WINOGRAD_MIN_CHANNELS if conv.g.kh == 3 else WINOGRAD_5X5_MIN_CHANNELS
+    if "winograd" in have and channels >= least and not why_not("winograd", conv.g):
         return "winograd"
     return "im2col"

@@ -1,4 +1,5 @@
-"""The ``winograd`` convolution algorithm, F(2x2, 3x3) (Lavin & Gray 2016): 3x3 kernels, stride 1.
+"""The ``winograd`` convolution algorithm, F(2x2, 3x3) and F(2x2, 5x5) (Lavin & Gray 2016):
+3x3 or 5x5 kernels, stride 1.
 
 One dimension first.  Two outputs of a 3-tap filter g over four inputs d,
 y0 = d0 g0 + d1 g1 + d2 g2 and y1 = d1 g0 + d2 g1 + d3 g2, take 6
@@ -6,24 +7,26 @@ multiplications done directly but only 4 as
 
     y = A^T [(G g) * (B^T d)]        (* elementwise)
 
-    B^T = | 1  0 -1  0 |     G = | 1    0    0   |     A^T = | 1  1  1  0 |
-          | 0  1  1  0 |         | 1/2  1/2  1/2 |           | 0  1 -1 -1 |
-          | 0 -1  1  0 |         | 1/2 -1/2  1/2 |
-          | 0  1  0 -1 |         | 0    0    1   |
+with small constant matrices B^T (4x4), G (4x3) and A^T (2x4): F(2, 3).  A
+5-tap filter takes 6 instead of 10 with 6x6, 6x5 and 2x6 ones: F(2, 5).  The
+matrices and the transforms of one tile are in winograd_f3.py and
+winograd_f5.py; this module holds the loops and the ops, the same for both.
 
-Nested in two dimensions, a 2x2 tile of outputs comes from a 4x4 tile d of
-the input: Y = A^T [U * V] A with U = G g G^T and V = B^T d B, 16
-multiplications per channel instead of 36.  Summed over the input channels,
-the product at each of the 16 positions xi = 4r + s of the 4x4 tile is a GEMM:
+Nested in two dimensions, a 2x2 tile of outputs comes from an alpha x alpha
+tile d of the input (alpha = 4 for 3x3 kernels, 6 for 5x5): Y = A^T [U * V] A
+with U = G g G^T and V = B^T d B, alpha^2 multiplications per channel instead
+of 4 r^2 (16 instead of 36, 36 instead of 100).  Summed over the input
+channels, the product at each of the alpha^2 positions xi = alpha r + s of the
+tile is a GEMM:
 
-    M[xi] (F, N*T) = U[xi] (F, C) @ V[xi] (C, N*T)       (16 GEMMs, through BLAS)
+    M[xi] (F, N*T) = U[xi] (F, C) @ V[xi] (C, N*T)       (alpha^2 GEMMs, through BLAS)
 
 Tiles.  Column n*T + t is tile t = ti*TW + tj of image n.  Tile (ti, tj)
 makes the outputs (2ti + {0,1}, 2tj + {0,1}) from the input rows
-2ti - pad_top + {0..3} and columns 2tj - pad_left + {0..3}, zero outside
-the input, so neighbouring tiles overlap by two rows or columns.  conv2d
-uses ceil(OH/2) x ceil(OW/2) tiles per image (a tile at an odd edge writes
-only the pixels that exist); the pooled variant uses PH x PW.
+2ti - pad_top + {0..alpha-1} and columns 2tj - pad_left + {0..alpha-1}, zero
+outside the input, so neighbouring tiles overlap by alpha - 2 rows or
+columns.  conv2d uses ceil(OH/2) x ceil(OW/2) tiles per image (a tile at an
+odd edge writes only the pixels that exist); the pooled variant uses PH x PW.
 
 Forward: U from w, V from x, the GEMMs, then Y = A^T M A plus the bias.
 Backward runs the adjoints in reverse: dM = A dY A^T; dU = dM @ V^T and
@@ -39,31 +42,33 @@ through (max > 0).
 The pool backward runs in the Winograd domain.  A tile's gradient dY is
 zero except at its argmax (a, b), where it is g = dy * (max > 0), so
 dM = A dY A^T = g A[:, a] A[:, b]^T: the outer product of two columns of A,
-(1, 1, 1, 0) and (0, 1, -1, -1), that is sixteen signed copies of g or
-zeros, written from the pooled gradient, the argmax and the ReLU mask
-straight away (db is summed on the way).
+that is alpha^2 copies of g times 0, +-1, +-2 or +-4, written from the pooled
+gradient, the argmax and the ReLU mask straight away (db is summed on the
+way).
 
-Layout.  Each block is stored (R, 16, L): for each channel (or filter) its
-16 Winograd rows side by side, each padded to an odd number of cache lines,
-and np.matmul sees the stack (16, R, L) through strided views (the GEMMs
-ran as fast as on contiguous stacks).  A transform then writes one
-contiguous block per channel, and its 16 streams fall in 16 different cache
-sets; stored (16, R, L) with R*L a power of two, they all fall in one (the
-weight transform ran 3x slower at 256 channels).  The pooled output
+Layout.  Each block is stored (R, alpha^2, L): for each channel (or filter)
+its alpha^2 Winograd rows side by side, each padded to an odd number of
+cache lines, and np.matmul sees the stack (alpha^2, R, L) through strided
+views (the GEMMs ran as fast as on contiguous stacks).  A transform then
+writes one contiguous block per channel, and its streams fall in different
+cache sets; stored (16, R, L) with R*L a power of two, they all fall in one
+(the weight transform ran 3x slower at 256 channels).  The pooled output
 (F, N, PH, PW) is M's column order itself, so the pooled output transform
 and its adjoint are one long loop per filter.  The input transform copies
 each (c, n) plane into a small zero-bordered scratch, so that its tile loop
 needs no bounds checks.
 
 NaN.  The transforms are written out term by term, never multiplying by a
-zero of B, G or A, so a NaN in x reaches exactly the outputs whose 3x3
-window holds it and a NaN in dy exactly the pixels and taps it reaches in
-the reference.  But G and B mix the taps of a filter and the pixels of a
-tile: a NaN or an infinity in x or w would reach taps of dw and pixels of
-dx that the reference keeps finite (and the pooled variant never reads the
-row a 'valid' pool drops, which the reference's dw still sees).  So a
-forward whose x or w is not finite (a dot product each tells) runs the
-im2col reference instead, and its backward follows.
+zero of B, G or A, so a NaN in x reaches exactly the outputs whose window
+holds it and a NaN in dy exactly the pixels and taps it reaches in the
+reference (the first and last pixel of a tile each feed one row of B^T d
+only, the two outputs of a tile miss one of A's rows each).  But G and B mix
+the taps of a filter and the pixels of a tile: a NaN or an infinity in x or
+w would reach taps of dw and pixels of dx that the reference keeps finite
+(and the pooled variant never reads the row a 'valid' pool drops, which the
+reference's dw still sees).  So a forward whose x or w is not finite (a dot
+product each tells) runs the im2col reference instead, and its backward
+follows.
 """
 from typing import Any, NamedTuple
 
@@ -73,52 +78,13 @@ from ...ops.algorithms import why_not
 from ...ops import OpPair
 from ...ops import conv as im2col_conv, fused as im2col_fused
 from ...ops.workspace import Workspace
-from . import first_max, kernel, reduce, relu
-
-
-# -- the 1-D transforms and their adjoints ----------------------------------------
-@kernel
-def _bt(d0, d1, d2, d3):
-    """B^T d."""
-    return d0 - d2, d1 + d2, d2 - d1, d1 - d3
-
-
-@kernel
-def _b(t0, t1, t2, t3):
-    """B t: the adjoint of _bt."""
-    return t0, t1 - t2 + t3, t1 + t2 - t0, -t3
-
-
-@kernel
-def _at(m0, m1, m2, m3):
-    """A^T m."""
-    return m0 + m1 + m2, m1 - m2 - m3
-
-
-@kernel
-def _a(y0, y1):
-    """A y: the adjoint of _at."""
-    return y0, y0 + y1, y0 - y1, -y1
-
-
-@kernel
-def _g(g0, g1, g2):
-    """G g (0.5 is a float32 so that float32 weights stay float32)."""
-    outer, middle = (g0 + g2) * np.float32(0.5), g1 * np.float32(0.5)
-    return g0, outer + middle, outer - middle, g2
-
-
-@kernel
-def _gt(u0, u1, u2, u3):
-    """G^T u: the adjoint of _g."""
-    both = (u1 + u2) * np.float32(0.5)
-    return u0 + both, (u1 - u2) * np.float32(0.5), both + u3
+from . import first_max, kernel, reduce, relu, winograd_f3 as f3, winograd_f5 as f5
 
 
 # -- layout -----------------------------------------------------------------------
 def _row_length(n, itemsize):
-    """n rounded up to whole cache lines, an odd number of them, so that the 16 rows of a
-    channel fall in 16 different cache sets.  (Rows a power of two apart share sets: stored
+    """n rounded up to whole cache lines, an odd number of them, so that the rows of a
+    channel fall in different cache sets.  (Rows a power of two apart share sets: stored
     (16, F, C), U's rows are 256 KiB apart at 256 channels, and its transform ran 3x slower.)"""
     per_line = 64 // itemsize
     lines = -(-n // per_line)
@@ -126,48 +92,44 @@ def _row_length(n, itemsize):
 
 
 def _stack(a, cols):
-    """The 16 matrices of a block (R, 16, L), as the stack (16, R, cols) that np.matmul takes."""
+    """The alpha^2 matrices of a block (R, alpha^2, L), as the stack (alpha^2, R, cols) that
+    np.matmul takes."""
     return a[:, :, :cols].transpose(1, 0, 2)
 
 
 # -- weights --------------------------------------------------------------------
 @kernel
 def _weight_transform(w, u):
-    """u[f, 4r + s, c] = (G w[f, c] G^T)[r, s]."""
-    f_, c_ = w.shape[:2]
+    """u[f, alpha r + s, c] = (G w[f, c] G^T)[r, s]."""
+    f_, c_, r = w.shape[:3]
     for f in range(f_):
-        out = u[f]
         for c in range(c_):
-            k = w[f, c]
-            a0, a1, a2, a3 = _g(k[0, 0], k[1, 0], k[2, 0])      # the columns of G w
-            b0, b1, b2, b3 = _g(k[0, 1], k[1, 1], k[2, 1])
-            c0, c1, c2, c3 = _g(k[0, 2], k[1, 2], k[2, 2])
-            out[0, c], out[1, c], out[2, c], out[3, c] = _g(a0, b0, c0)  # the rows of (G w) G^T
-            out[4, c], out[5, c], out[6, c], out[7, c] = _g(a1, b1, c1)
-            out[8, c], out[9, c], out[10, c], out[11, c] = _g(a2, b2, c2)
-            out[12, c], out[13, c], out[14, c], out[15, c] = _g(a3, b3, c3)
+            if r == 3:
+                f3.weight_tile(w[f, c], u[f], c)
+            else:
+                f5.weight_tile(w[f, c], u[f], c)
     return u
 
 
 @kernel
 def _weight_transform_adjoint(du, dw):
-    """dw[f, c] = G^T D G, where D is du[f, :, c] read as a 4x4 tile."""
-    f_, c_ = dw.shape[:2]
+    """dw[f, c] = G^T D G, where D is du[f, :, c] read as an alpha x alpha tile."""
+    f_, c_, r = dw.shape[:3]
     for f in range(f_):
-        d = du[f]
         for c in range(c_):
-            a0, a1, a2 = _gt(d[0, c], d[4, c], d[8, c], d[12, c])     # the columns of G^T D
-            b0, b1, b2 = _gt(d[1, c], d[5, c], d[9, c], d[13, c])
-            c0, c1, c2 = _gt(d[2, c], d[6, c], d[10, c], d[14, c])
-            e0, e1, e2 = _gt(d[3, c], d[7, c], d[11, c], d[15, c])
-            k = dw[f, c]
-            k[0, 0], k[0, 1], k[0, 2] = _gt(a0, b0, c0, e0)             # the rows of (G^T D) G
-            k[1, 0], k[1, 1], k[1, 2] = _gt(a1, b1, c1, e1)
-            k[2, 0], k[2, 1], k[2, 2] = _gt(a2, b2, c2, e2)
+            if r == 3:
+                f3.weight_tile_adjoint(du[f], c, dw[f, c])
+            else:
+                f5.weight_tile_adjoint(du[f], c, dw[f, c])
     return dw
 
 
 # -- input tiles ----------------------------------------------------------------
+def _pad_shape(th, tw, alpha):
+    """The scratch that holds one zero-bordered plane: every pixel the tiles read."""
+    return 2 * th + alpha - 2, 2 * tw + alpha - 2
+
+
 @kernel
 def _copy_into(plane, pt, pl, pad):
     """pad[pt + y, pl + x] = plane[y, x] for the pixels that fit in pad."""
@@ -180,45 +142,31 @@ def _copy_into(plane, pt, pl, pad):
 
 @kernel
 def _input_transform(x, pt, pl, th, tw, pad, v):
-    """v[c, 4r + s, (n * th + ti) * tw + tj] = (B^T d B)[r, s], where d is the 4x4 input
+    """v[c, alpha r + s, (n * th + ti) * tw + tj] = (B^T d B)[r, s], where d is the input
     tile at rows 2ti - pt.. and columns 2tj - pl.. of x[c, n], zero outside the input.
-    pad: a (2th + 2, 2tw + 2) scratch, so that the tile loop needs no bounds checks."""
+    pad: a _pad_shape scratch, so that the tile loop needs no bounds checks."""
     c_, n_ = x.shape[:2]
+    alpha = pad.shape[0] - 2 * th + 2
     pad[...] = 0            # its border stays zero: every plane is copied to the same place
     for c in range(c_):
         out = v[c]
         for n in range(n_):
             _copy_into(x[c, n], pt, pl, pad)
             for ti in range(th):
-                r0, r1, r2, r3 = pad[2 * ti], pad[2 * ti + 1], pad[2 * ti + 2], pad[2 * ti + 3]
-                base = (n * th + ti) * tw
-                for tj in range(tw):
-                    q, s = base + tj, 2 * tj
-                    a0, b0, c0, d0 = _bt(r0[s], r1[s], r2[s], r3[s])    # the columns of B^T d
-                    a1, b1, c1, d1 = _bt(r0[s + 1], r1[s + 1], r2[s + 1], r3[s + 1])
-                    a2, b2, c2, d2 = _bt(r0[s + 2], r1[s + 2], r2[s + 2], r3[s + 2])
-                    a3, b3, c3, d3 = _bt(r0[s + 3], r1[s + 3], r2[s + 3], r3[s + 3])
-                    out[0, q], out[1, q], out[2, q], out[3, q] = _bt(a0, a1, a2, a3)
-                    out[4, q], out[5, q], out[6, q], out[7, q] = _bt(b0, b1, b2, b3)
-                    out[8, q], out[9, q], out[10, q], out[11, q] = _bt(c0, c1, c2, c3)
-                    out[12, q], out[13, q], out[14, q], out[15, q] = _bt(d0, d1, d2, d3)
+                rows, base = pad[2 * ti:2 * ti + alpha], (n * th + ti) * tw
+                if alpha == 4:
+                    f3.input_row(rows, base, tw, out)
+                else:
+                    f5.input_row(rows, base, tw, out)
     return v
 
 
 @kernel
-def _add_column(r0, r1, r2, r3, j, column):
-    """Column j of the four rows r0..r3 += column (4 values)."""
-    r0[j] += column[0]
-    r1[j] += column[1]
-    r2[j] += column[2]
-    r3[j] += column[3]
-
-
-@kernel
 def _input_transform_adjoint(dv, pt, pl, th, tw, pad, dx):
-    """dx[c, n] = the tiles B D B^T (D = dv[c, :, tile] as 4x4) added up where they overlap,
-    the padding dropped; pixels no tile reads get 0."""
+    """dx[c, n] = the tiles B D B^T (D = dv[c, :, tile] as alpha x alpha) added up where they
+    overlap, the padding dropped; pixels no tile reads get 0."""
     c_, n_, h, w = dx.shape
+    alpha = pad.shape[0] - 2 * th + 2
     rows, cols = min(h, pad.shape[0] - pt), min(w, pad.shape[1] - pl)
     zero = dx.dtype.type(0)
     for c in range(c_):
@@ -226,18 +174,11 @@ def _input_transform_adjoint(dv, pt, pl, th, tw, pad, dx):
         for n in range(n_):
             pad[...] = zero
             for ti in range(th):
-                r0, r1, r2, r3 = pad[2 * ti], pad[2 * ti + 1], pad[2 * ti + 2], pad[2 * ti + 3]
-                base = (n * th + ti) * tw
-                for tj in range(tw):
-                    q, s = base + tj, 2 * tj
-                    a0, a1, a2, a3 = _b(d[0, q], d[1, q], d[2, q], d[3, q])  # the rows of D B^T
-                    b0, b1, b2, b3 = _b(d[4, q], d[5, q], d[6, q], d[7, q])
-                    c0, c1, c2, c3 = _b(d[8, q], d[9, q], d[10, q], d[11, q])
-                    e0, e1, e2, e3 = _b(d[12, q], d[13, q], d[14, q], d[15, q])
-                    _add_column(r0, r1, r2, r3, s, _b(a0, b0, c0, e0))  # B (D B^T)
-                    _add_column(r0, r1, r2, r3, s + 1, _b(a1, b1, c1, e1))
-                    _add_column(r0, r1, r2, r3, s + 2, _b(a2, b2, c2, e2))
-                    _add_column(r0, r1, r2, r3, s + 3, _b(a3, b3, c3, e3))
+                window, base = pad[2 * ti:2 * ti + alpha], (n * th + ti) * tw
+                if alpha == 4:
+                    f3.input_row_adjoint(d, base, tw, window)
+                else:
+                    f5.input_row_adjoint(d, base, tw, window)
             plane = dx[c, n]
             for y in range(h):
                 row = plane[y]
@@ -253,50 +194,61 @@ def _input_transform_adjoint(dv, pt, pl, th, tw, pad, dx):
 
 
 # -- output tiles ---------------------------------------------------------------
+# The loops over tiles run in winograd_f3 or winograd_f5, over all of a filter's tiles at
+# once: a choice between the two inside a loop stops it vectorising (the pooled output
+# transform ran 15x slower), and so would short rows of tiles.
 @kernel
-def _output_tile(m, q):
-    """A^T M A for tile q of m (16, L): its outputs y00, y01, y10, y11."""
-    t0, u0 = _at(m[0, q], m[4, q], m[8, q], m[12, q])      # the columns of A^T M
-    t1, u1 = _at(m[1, q], m[5, q], m[9, q], m[13, q])
-    t2, u2 = _at(m[2, q], m[6, q], m[10, q], m[14, q])
-    t3, u3 = _at(m[3, q], m[7, q], m[11, q], m[15, q])
-    y00, y01 = _at(t0, t1, t2, t3)                          # the rows of (A^T M) A
-    y10, y11 = _at(u0, u1, u2, u3)
-    return y00, y01, y10, y11
+def _output_tiles(m, tu, out):
+    """out[:, q] = the outputs y00, y01, y10, y11 of tile q, A^T M A (m (alpha^2, L+),
+    out (4, L)); tu: a (12, L) scratch."""
+    if m.shape[0] == 16:
+        f3.output_row(m, 0, out.shape[1], tu, out)
+    else:
+        f5.output_row(m, 0, out.shape[1], tu, out)
 
 
 @kernel
-def _output_transform(m, b, th, tw, y):
-    """y[f, n] = the tiles A^T m[f] A + b[f]; a tile at an odd edge writes what fits."""
+def _output_tiles_adjoint(dy, d):
+    """d[:, q] = A dY A^T for the tile gradients dY = dy[:, q] (y00, y01, y10, y11)."""
+    if d.shape[0] == 16:
+        f3.output_row_adjoint(dy, 0, dy.shape[1], d)
+    else:
+        f5.output_row_adjoint(dy, 0, dy.shape[1], d)
+
+
+@kernel
+def _output_transform(m, b, th, tw, tu, tiles, y):
+    """y[f, n] = the tiles A^T m[f] A + b[f]; a tile at an odd edge writes what fits.
+    tu, tiles: (12, L) and (4, L) scratches."""
     f_, n_, oh, ow = y.shape
     for f in range(f_):
-        bias, mf = b[f], m[f]
+        bias = b[f]
+        _output_tiles(m[f], tu, tiles)
         for n in range(n_):
             for ti in range(th):
                 top, bottom = y[f, n, 2 * ti], y[f, n, min(2 * ti + 1, oh - 1)]
                 both_rows = 2 * ti + 1 < oh
                 base = (n * th + ti) * tw
                 for tj in range(tw):
-                    y00, y01, y10, y11 = _output_tile(mf, base + tj)
-                    s = 2 * tj
-                    top[s] = y00 + bias
+                    q, s = base + tj, 2 * tj
+                    top[s] = tiles[0, q] + bias
                     if both_rows:
-                        bottom[s] = y10 + bias
+                        bottom[s] = tiles[2, q] + bias
                     if s + 1 < ow:
-                        top[s + 1] = y01 + bias
+                        top[s + 1] = tiles[1, q] + bias
                         if both_rows:
-                            bottom[s + 1] = y11 + bias
+                            bottom[s + 1] = tiles[3, q] + bias
     return y
 
 
 @reduce
-def _output_transform_adjoint(dy, th, tw, dm, db):
+def _output_transform_adjoint(dy, th, tw, tiles, dm, db):
     """dm[f, :, tile] = A dY A^T for each tile dY of dy[f] (zero beyond an odd edge);
-    db[f] = the sum of dy[f]."""
+    db[f] = the sum of dy[f].  tiles: a (4, L) scratch."""
     f_, n_, oh, ow = dy.shape
     zero = dy.dtype.type(0)
     for f in range(f_):
-        total, d = zero, dm[f]
+        total = zero
         for n in range(n_):
             for ti in range(th):
                 top, bottom = dy[f, n, 2 * ti], dy[f, n, min(2 * ti + 1, oh - 1)]
@@ -304,52 +256,48 @@ def _output_transform_adjoint(dy, th, tw, dm, db):
                 base = (n * th + ti) * tw
                 for tj in range(tw):
                     q, s = base + tj, 2 * tj
-                    y00 = top[s]
-                    y01 = top[s + 1] if s + 1 < ow else zero
-                    y10 = bottom[s] if both_rows else zero
-                    y11 = bottom[s + 1] if both_rows and s + 1 < ow else zero
-                    total += (y00 + y01) + (y10 + y11)
-                    a0, a1, a2, a3 = _a(y00, y10)                        # the columns of A dY
-                    b0, b1, b2, b3 = _a(y01, y11)
-                    d[0, q], d[1, q], d[2, q], d[3, q] = _a(a0, b0)      # the rows of (A dY) A^T
-                    d[4, q], d[5, q], d[6, q], d[7, q] = _a(a1, b1)
-                    d[8, q], d[9, q], d[10, q], d[11, q] = _a(a2, b2)
-                    d[12, q], d[13, q], d[14, q], d[15, q] = _a(a3, b3)
+                    tiles[0, q] = top[s]
+                    tiles[1, q] = top[s + 1] if s + 1 < ow else zero
+                    tiles[2, q] = bottom[s] if both_rows else zero
+                    tiles[3, q] = bottom[s + 1] if both_rows and s + 1 < ow else zero
+                    total += (tiles[0, q] + tiles[1, q]) + (tiles[2, q] + tiles[3, q])
+        _output_tiles_adjoint(tiles, dm[f])
         db[f] = total
     return dm, db
 
 
 @kernel
-def _output_transform_pooled(m, b, y, code):
-    """y[f, q] = the largest of relu(tile q's four outputs + b[f]); code[f, q] = its place
-    in the tile (0..3, row-major), + 4 where it is > 0 (the ReLU mask).  ReLU before the
-    max, as in the reference, so that the argmax is the reference's where outputs tie at 0."""
+def _output_transform_pooled(m, b, tu, tiles, y, code):
+    """y[f, q] = the largest of relu(tile q's four outputs A^T m[f] A + b[f]); code[f, q] =
+    its place in the tile (0..3, row-major), + 4 where it is > 0 (the ReLU mask).  ReLU
+    before the max, as in the reference, so that the argmax is the reference's where
+    outputs tie at 0.  tu, tiles: (12, L) and (4, L) scratches."""
     f_, length = y.shape
     zero = y.dtype.type(0)
+    y00, y01, y10, y11 = tiles[0], tiles[1], tiles[2], tiles[3]
     for f in range(f_):
-        bias, mf, out, arg = b[f], m[f], y[f], code[f]
+        bias, out, arg = b[f], y[f], code[f]
+        _output_tiles(m[f], tu, tiles)
         for q in range(length):
-            y00, y01, y10, y11 = _output_tile(mf, q)
-            best, k = relu(y00 + bias, zero), 0
-            best, k = first_max(best, k, relu(y01 + bias, zero), 1)
-            best, k = first_max(best, k, relu(y10 + bias, zero), 2)
-            best, k = first_max(best, k, relu(y11 + bias, zero), 3)
+            best, k = relu(y00[q] + bias, zero), 0
+            best, k = first_max(best, k, relu(y01[q] + bias, zero), 1)
+            best, k = first_max(best, k, relu(y10[q] + bias, zero), 2)
+            best, k = first_max(best, k, relu(y11[q] + bias, zero), 3)
             out[q] = best
             arg[q] = k + 4 if best > zero else k
     return y, code
 
 
-_A = np.array([[1, 0], [1, 1], [1, -1], [0, -1]])     # A = (A^T)^T, 4x2
-
-
 @reduce
-def _pooled_adjoint(dy, code, dm, db, g):
-    """dm[f, :, q] = A dY A^T, where the tile's gradient dY is zero but at its argmax (a, b),
-    where it is g = dy[f, q] * (ReLU passed): dm[f, 4r + s, q] = A[r, a] A[s, b] g, by
-    selects (a NaN in dy must not reach the zeros).  db[f] = the sum of g; g: an (L,)
-    scratch.  One output stream per loop, so that each loop vectorises (sixteen in one loop
-    ran 1.5x slower: the compiler cannot prove that they do not overlap)."""
+def _pooled_adjoint(dy, code, a, dm, db, g):
+    """dm[f, :, q] = A dY A^T, where the tile's gradient dY is zero but at its argmax (i, j),
+    where it is g = dy[f, q] * (ReLU passed): dm[f, alpha r + s, q] = A[r, i] A[s, j] g, by
+    selects (a NaN in dy must not reach the zeros).  a: A (alpha, 2), of dy's dtype;
+    db[f] = the sum of g; g: an (L,) scratch.  One output stream per loop, so that each
+    loop vectorises (sixteen in one loop ran 1.5x slower: the compiler cannot prove that
+    they do not overlap)."""
     f_, length = dy.shape
+    alpha = a.shape[0]
     zero = dy.dtype.type(0)
     for f in range(f_):
         grad, arg = dy[f], code[f]
@@ -358,25 +306,30 @@ def _pooled_adjoint(dy, code, dm, db, g):
             g[q] = grad[q] if arg[q] >= 4 else grad[q] * zero     # the reference's dy * mask
             total += g[q]
         db[f] = total
-        for xi in range(16):
+        for xi in range(alpha * alpha):
             out = dm[f, xi]
-            row0, row1 = _A[xi // 4, 0], _A[xi // 4, 1]     # A[r, a] for a = 0 and a = 1
-            col0, col1 = _A[xi % 4, 0], _A[xi % 4, 1]       # A[s, b] for b = 0 and b = 1
+            r, s = xi // alpha, xi % alpha
+            c00, c01 = a[r, 0] * a[s, 0], a[r, 0] * a[s, 1]       # the argmax's place k = 2i + j
+            c10, c11 = a[r, 1] * a[s, 0], a[r, 1] * a[s, 1]
             for q in range(length):
                 k = arg[q]
-                sign = (row1 if k & 2 else row0) * (col1 if k & 1 else col0)
-                out[q] = g[q] if sign > 0 else (-g[q] if sign < 0 else zero)
+                coefficient = (c11 if k & 1 else c10) if k & 2 else (c01 if k & 1 else c00)
+                out[q] = g[q] * coefficient if coefficient != zero else zero
     return dm, db
 
 
 # -- the ops --------------------------------------------------------------------
 class WinogradCache(NamedTuple):
-    u: Any          # (F, 16, C+) the weights in the Winograd domain, rows padded (_row_length)
-    v: Any          # (C, 16, L+) the input tiles in the Winograd domain, L = N * TH * TW
+    u: Any          # (F, alpha^2, C+) the weights in the Winograd domain, rows padded
+    v: Any          # (C, alpha^2, L+) the input tiles in the Winograd domain, L = N * TH * TW
     x_shape: tuple  # (C, N, H, W)
     g: Any          # geometry.Window
     tiles: tuple    # (TH, TW): tiles per image
     code: Any       # pooled only: uint8 (F, L), argmax in the tile + 4 where ReLU passed
+
+
+_ALPHA = {3: f3.ALPHA, 5: f5.ALPHA}                 # kernel size -> tile size
+_A = {f3.ALPHA: f3.A, f5.ALPHA: f5.A}               # tile size -> A (alpha, 2)
 
 
 def _check(g):
@@ -385,8 +338,14 @@ def _check(g):
         raise ValueError(f"winograd cannot compute this convolution: {reason}")
 
 
-def _block(ws, name, rows, length, dtype):
-    return ws.empty(name, (rows, 16, _row_length(length, np.dtype(dtype).itemsize)), dtype)
+def _block(ws, name, rows, length, alpha, dtype):
+    return ws.empty(name, (rows, alpha * alpha, _row_length(length, np.dtype(dtype).itemsize)),
+                    dtype)
+
+
+def _scratch(ws, length, dtype):
+    """The output transforms' scratches: (12, L) for A^T M's columns, (4, L) for the outputs."""
+    return ws.empty("tu", (12, length), dtype), ws.empty("tiles", (4, length), dtype)
 
 
 def _finite(a):
@@ -397,42 +356,42 @@ def _finite(a):
 
 
 def _transform_and_multiply(x, w, g, th, tw, ws):
-    """U, V and M = U @ V (16 GEMMs) for th x tw tiles per image; None where x or w is not
-    finite."""
+    """U, V and M = U @ V (alpha^2 GEMMs) for th x tw tiles per image; None where x or w is
+    not finite."""
     if not (_finite(x) and _finite(w)):
         return None
     c, n = x.shape[:2]
-    f, length = w.shape[0], n * th * tw
-    u = _weight_transform(w, _block(ws, "u", f, c, x.dtype))
-    v = _block(ws, "v", c, length, x.dtype)
+    f, length, alpha = w.shape[0], n * th * tw, _ALPHA[w.shape[2]]
+    u = _weight_transform(w, _block(ws, "u", f, c, alpha, x.dtype))
+    v = _block(ws, "v", c, length, alpha, x.dtype)
     _input_transform(x, g.pad_top, g.pad_left, th, tw,
-                     ws.empty("pad", (2 * th + 2, 2 * tw + 2), x.dtype), v)
-    m = _block(ws, "m", f, length, x.dtype)
+                     ws.empty("pad", _pad_shape(th, tw, alpha), x.dtype), v)
+    m = _block(ws, "m", f, length, alpha, x.dtype)
     np.matmul(_stack(u, c), _stack(v, length), out=_stack(m, length))
     return u, v, m
 
 
 def _backward(dm, cache, need_dx, ws):
-    """(dx or None, dw) from dM: dU = dM @ V^T, dV = U^T @ dM (16 GEMMs each)."""
+    """(dx or None, dw) from dM: dU = dM @ V^T, dV = U^T @ dM (alpha^2 GEMMs each)."""
     u, v, x_shape, g, (th, tw) = cache[:5]
     c, n = x_shape[:2]
     f, length = u.shape[0], n * th * tw
     du = ws.empty("du", u.shape, dm.dtype)
     np.matmul(_stack(dm, length), _stack(v, length).transpose(0, 2, 1), out=_stack(du, c))
-    dw = _weight_transform_adjoint(du, ws.empty("dw", (f, c, 3, 3), dm.dtype))
+    dw = _weight_transform_adjoint(du, ws.empty("dw", (f, c, g.kh, g.kw), dm.dtype))
     if not need_dx:
         return None, dw
     dv = ws.empty("dv", v.shape, dm.dtype)
     np.matmul(_stack(u, c).transpose(0, 2, 1), _stack(dm, length), out=_stack(dv, length))
     dx = _input_transform_adjoint(dv, g.pad_top, g.pad_left, th, tw,
-                                  ws.empty("pad", (2 * th + 2, 2 * tw + 2), dm.dtype),
+                                  ws.empty("pad", _pad_shape(th, tw, _ALPHA[g.kh]), dm.dtype),
                                   ws.empty("dx", x_shape, dm.dtype))
     return dx, dw
 
 
 def conv2d_forward(x, w, b, g, backend, ws=None):
-    """x (C, N, H, W), w (F, C, 3, 3), b (F,) -> (y (F, N, OH, OW), cache): ops.conv2d_forward
-    computed by Winograd F(2x2, 3x3); stride 1."""
+    """x (C, N, H, W), w (F, C, r, r), b (F,) -> (y (F, N, OH, OW), cache): ops.conv2d_forward
+    computed by Winograd F(2x2, rxr), r = 3 or 5; stride 1."""
     _check(g)
     ws = ws or Workspace(np)
     th, tw = (g.oh + 1) // 2, (g.ow + 1) // 2
@@ -440,19 +399,21 @@ def conv2d_forward(x, w, b, g, backend, ws=None):
     if transformed is None:
         return im2col_conv.conv2d_forward(x, w, b, g, backend, ws.part("im2col"))
     u, v, m = transformed
-    y = _output_transform(m, b, th, tw, ws.empty("y", (w.shape[0], x.shape[1], g.oh, g.ow),
-                                                 x.dtype))
+    y = _output_transform(m, b, th, tw, *_scratch(ws, x.shape[1] * th * tw, x.dtype),
+                          ws.empty("y", (w.shape[0], x.shape[1], g.oh, g.ow), x.dtype))
     return y, WinogradCache(u, v, x.shape, g, (th, tw), None)
 
 
 def conv2d_backward(dy, cache, need_dx=True, ws=None):
-    """dy (F, N, OH, OW) -> (dx (C, N, H, W) or None, dw (F, C, 3, 3), db (F,))."""
+    """dy (F, N, OH, OW) -> (dx (C, N, H, W) or None, dw (F, C, r, r), db (F,))."""
     ws = ws or Workspace(np)
     if not isinstance(cache, WinogradCache):
         return im2col_conv.conv2d_backward(dy, cache, need_dx, ws.part("im2col"))
     f = dy.shape[0]
     dm = ws.empty("dm", (f, *cache.v.shape[1:]), dy.dtype)
-    dm, db = _output_transform_adjoint(dy, *cache.tiles, dm, ws.empty("db", (f,), dy.dtype))
+    (th, tw), n = cache.tiles, cache.x_shape[1]
+    tiles = ws.empty("tiles", (4, n * th * tw), dy.dtype)
+    dm, db = _output_transform_adjoint(dy, *cache.tiles, tiles, dm, ws.empty("db", (f,), dy.dtype))
     return (*_backward(dm, cache, need_dx, ws), db)
 
 
@@ -469,12 +430,12 @@ def conv_relu_pool_forward(x, w, b, g, pool_g, backend, ws=None):
     f, length = w.shape[0], x.shape[1] * ph * pw
     y = ws.empty("y", (f, x.shape[1], ph, pw), x.dtype)
     code = ws.empty("code", (f, length), np.uint8)
-    _output_transform_pooled(m, b, y.reshape(f, length), code)
+    _output_transform_pooled(m, b, *_scratch(ws, length, x.dtype), y.reshape(f, length), code)
     return y, WinogradCache(u, v, x.shape, g, (ph, pw), code)
 
 
 def conv_relu_pool_backward(dy, cache, need_dx=True, ws=None):
-    """dy (F, N, PH, PW) -> (dx (C, N, H, W) or None, dw (F, C, 3, 3), db (F,)), the pool and
+    """dy (F, N, PH, PW) -> (dx (C, N, H, W) or None, dw (F, C, r, r), db (F,)), the pool and
     the ReLU run backward in the Winograd domain."""
     ws = ws or Workspace(np)
     if not isinstance(cache, WinogradCache):
@@ -482,8 +443,9 @@ def conv_relu_pool_backward(dy, cache, need_dx=True, ws=None):
     f = dy.shape[0]
     dm = ws.empty("dm", (f, *cache.v.shape[1:]), dy.dtype)
     length = cache.code.shape[1]
-    dm, db = _pooled_adjoint(dy.reshape(f, length), cache.code, dm, ws.empty("db", (f,), dy.dtype),
-                             ws.empty("g", (length,), dy.dtype))
+    a = _A[_ALPHA[cache.g.kh]].astype(dy.dtype)
+    dm, db = _pooled_adjoint(dy.reshape(f, length), cache.code, a, dm,
+                             ws.empty("db", (f,), dy.dtype), ws.empty("g", (length,), dy.dtype))
     return (*_backward(dm, cache, need_dx, ws), db)
 
 
