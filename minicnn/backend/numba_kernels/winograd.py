@@ -329,7 +329,8 @@ class WinogradCache(NamedTuple):
 
 
 _ALPHA = {3: f3.ALPHA, 5: f5.ALPHA}                 # kernel size -> tile size
-_A = {f3.ALPHA: f3.A, f5.ALPHA: f5.A}               # tile size -> A (alpha, 2)
+# (tile size, dtype) -> A (alpha, 2) in that dtype, made once, not on every backward
+_A = {(m.ALPHA, dtype): m.A.astype(dtype) for m in (f3, f5) for dtype in (np.float32, np.float64)}
 
 
 def _check(g):
@@ -443,7 +444,7 @@ def conv_relu_pool_backward(dy, cache, need_dx=True, ws=None):
     f = dy.shape[0]
     dm = ws.empty("dm", (f, *cache.v.shape[1:]), dy.dtype)
     length = cache.code.shape[1]
-    a = _A[_ALPHA[cache.g.kh]].astype(dy.dtype)
+    a = _A[_ALPHA[cache.g.kh], dy.dtype.type]
     dm, db = _pooled_adjoint(dy.reshape(f, length), cache.code, a, dm,
                              ws.empty("db", (f,), dy.dtype), ws.empty("g", (length,), dy.dtype))
     return (*_backward(dm, cache, need_dx, ws), db)
