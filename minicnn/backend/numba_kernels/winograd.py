@@ -202,18 +202,18 @@ def _output_tiles(m, tu, out):
     """out[:, q] = the outputs y00, y01, y10, y11 of tile q, A^T M A (m (alpha^2, L+),
     out (4, L)); tu: a (12, L) scratch."""
     if m.shape[0] == 16:
-        f3.output_row(m, 0, out.shape[1], tu, out)
+        f3.output_tiles(m, tu, out)
     else:
-        f5.output_row(m, 0, out.shape[1], tu, out)
+        f5.output_tiles(m, tu, out)
 
 
 @kernel
 def _output_tiles_adjoint(dy, d):
     """d[:, q] = A dY A^T for the tile gradients dY = dy[:, q] (y00, y01, y10, y11)."""
     if d.shape[0] == 16:
-        f3.output_row_adjoint(dy, 0, dy.shape[1], d)
+        f3.output_tiles_adjoint(dy, d)
     else:
-        f5.output_row_adjoint(dy, 0, dy.shape[1], d)
+        f5.output_tiles_adjoint(dy, d)
 
 
 @kernel

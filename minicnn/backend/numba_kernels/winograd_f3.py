@@ -147,14 +147,15 @@ def output_tile_adjoint(y00, y01, y10, y11, d, q):
 
 
 @kernel
-def output_row(m, base, count, tu, out):
-    """out[:, q] = output_tile(m, base + q) for q < count (tu: unused, winograd_f5 needs it)."""
-    for q in range(count):
-        out[0, q], out[1, q], out[2, q], out[3, q] = output_tile(m, base + q)
+def output_tiles(m, tu, out):
+    """out[:, q] = output_tile(m, q) for every tile q of out (4, L) (tu: unused, winograd_f5
+    needs it)."""
+    for q in range(out.shape[1]):
+        out[0, q], out[1, q], out[2, q], out[3, q] = output_tile(m, q)
 
 
 @kernel
-def output_row_adjoint(dy, base, count, d):
-    """output_tile_adjoint of the tile gradients dy[:, q] into d[:, base + q], q < count."""
-    for q in range(count):
-        output_tile_adjoint(dy[0, q], dy[1, q], dy[2, q], dy[3, q], d, base + q)
+def output_tiles_adjoint(dy, d):
+    """output_tile_adjoint of the tile gradients dy[:, q] (dy (4, L)) into d[:, q]."""
+    for q in range(dy.shape[1]):
+        output_tile_adjoint(dy[0, q], dy[1, q], dy[2, q], dy[3, q], d, q)

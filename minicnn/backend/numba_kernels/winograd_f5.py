@@ -159,12 +159,13 @@ def _scaled(value, coefficient, zero):
 
 
 @kernel
-def output_row(m, base, count, tu, out):
-    """out[:, q] = the outputs y00, y01, y10, y11 (A^T M A) of tile base + q, q < count.
-    tu: a (12, count) scratch, the columns of A^T M."""
+def output_tiles(m, tu, out):
+    """out[:, q] = the outputs y00, y01, y10, y11 (A^T M A) of tile q, for every tile of
+    out (4, L).  tu: a (12, L) scratch, the columns of A^T M."""
+    count = out.shape[1]
     for s in range(6):                                       # the columns of A^T M
-        m0, m1, m2, m3 = m[s, base:], m[6 + s, base:], m[12 + s, base:], m[18 + s, base:]
-        m4, m5, t, u = m[24 + s, base:], m[30 + s, base:], tu[s], tu[6 + s]
+        m0, m1, m2, m3, m4, m5 = m[s], m[6 + s], m[12 + s], m[18 + s], m[24 + s], m[30 + s]
+        t, u = tu[s], tu[6 + s]
         for q in range(count):
             t[q], u[q] = _at(m0[q], m1[q], m2[q], m3[q], m4[q], m5[q])
     for i in range(2):                                       # the rows of (A^T M) A
@@ -176,9 +177,9 @@ def output_row(m, base, count, tu, out):
 
 
 @kernel
-def output_row_adjoint(dy, base, count, d):
-    """d[:, base + q] = A dY A^T for the tile gradients dY = dy[:, q] (y00, y01, y10, y11),
-    q < count: d[6r + s] = A[r, 0] A[s, 0] y00 + A[r, 0] A[s, 1] y01 + A[r, 1] A[s, 0] y10
+def output_tiles_adjoint(dy, d):
+    """d[:, q] = A dY A^T for the tile gradients dY = dy[:, q] (y00, y01, y10, y11), every
+    tile of dy (4, L): d[6r + s] = A[r, 0] A[s, 0] y00 + A[r, 0] A[s, 1] y01 + A[r, 1] A[s, 0] y10
     + A[r, 1] A[s, 1] y11, a pass for each of the 36, zero coefficients skipped."""
     y00, y01, y10, y11 = dy[0], dy[1], dy[2], dy[3]
     zero = dy.dtype.type(0)
@@ -186,7 +187,7 @@ def output_row_adjoint(dy, base, count, d):
         r, s = xi // 6, xi % 6
         c00, c01 = dy.dtype.type(A[r, 0] * A[s, 0]), dy.dtype.type(A[r, 0] * A[s, 1])
         c10, c11 = dy.dtype.type(A[r, 1] * A[s, 0]), dy.dtype.type(A[r, 1] * A[s, 1])
-        out = d[xi, base:]
-        for q in range(count):
+        out = d[xi]
+        for q in range(dy.shape[1]):
             out[q] = ((_scaled(y00[q], c00, zero) + _scaled(y01[q], c01, zero))
                       + (_scaled(y10[q], c10, zero) + _scaled(y11[q], c11, zero)))
