@@ -1,6 +1,6 @@
 """How far Winograd's float32 results are from the exact convolution: F(2x2, 3x3), which
-minicnn runs, against F(4x4, 3x3), the candidate for fewer multiplications; and F(2x2, 5x5),
-which minicnn runs for 5x5 kernels.
+minicnn runs, against F(4x4, 3x3), the candidate for fewer multiplications; and for 5x5
+kernels F(2x2, 5x5) (minicnn's pooled convolutions) and F(4x4, 5x5) (its plain ones).
 
     python benchmarks/winograd_error.py                    # the lab model's second layer
     python benchmarks/winograd_error.py --filters 16,64,256 --out runs/winograd-error
@@ -12,8 +12,9 @@ factors up to 8, which amplify rounding (Lavin & Gray 2016).  On inputs like the
 model's second layer (ReLU'd activations, Glorot-uniform weights, 'same' padding, batch
 50 of 14x14), each line compares against a float64 direct convolution:
 
-  - minicnn's own winograd kernel (numba, float32), the algorithm in production;
-  - F(2x2, 3x3) and F(4x4, 3x3) written out here with NumPy in float32 (tile by tile:
+  - minicnn's own winograd kernel (numba, float32), the algorithm in production (for 5x5
+    kernels, the plain convolution's F(4x4, 5x5));
+  - F(2x2, r x r) and F(4x4, r x r) written out here with NumPy in float32 (tile by tile:
     V = B^T d B, U = G g G^T, M = sum over channels of U * V, Y = A^T M A);
   - the direct convolution in float32 (im2col, the reference's order), the floor.
 
@@ -33,32 +34,52 @@ from minicnn.results.files import write_json  # noqa: E402
 
 PROG = "benchmarks/winograd_error.py"
 
-# (B^T, G, A^T) of F(m x m, 3x3): Lavin & Gray's interpolation points 0, +-1 (m = 2) and
-# 0, +-1, +-2 (m = 4), plus infinity.
+# (B^T, G, A^T) of F(m x m, r x r): the interpolation points 0, +-1 (alpha = 4), 0, +-1, +-2
+# (alpha = 6; Lavin & Gray's) and 0, +-1, +-2, +-1/2 (alpha = 8), plus infinity.
+_B6 = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+                [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]])
 TRANSFORMS = {
-    2: (np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]),
+    (2, 3): (np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]),
         np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]]),
         np.array([[1, 1, 1, 0], [0, 1, -1, -1]])),
-    4: (np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
-                  [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]),
-        np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
-                  [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]),
-        np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
-                  [0, 1, -1, 8, -8, 1]])),
+    (4, 3): (_B6,
+             np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+                       [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]),
+             np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
+                       [0, 1, -1, 8, -8, 1]])),
+    (2, 5): (_B6,
+             np.array([[1 / 4, 0, 0, 0, 0], [-1 / 6] * 5, [-1 / 6, 1 / 6, -1 / 6, 1 / 6, -1 / 6],
+                       [1 / 24, 1 / 12, 1 / 6, 1 / 3, 2 / 3],
+                       [1 / 24, -1 / 12, 1 / 6, -1 / 3, 2 / 3], [0, 0, 0, 0, 1]]),
+             np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 1]])),
+    (4, 5): (np.array([[1, 0, -21 / 4, 0, 21 / 4, 0, -1, 0],
+                       [0, 1, 1, -17 / 4, -17 / 4, 1, 1, 0], [0, -1, 1, 17 / 4, -17 / 4, -1, 1, 0],
+                       [0, 1 / 2, 1 / 4, -5 / 2, -5 / 4, 2, 1, 0],
+                       [0, -1 / 2, 1 / 4, 5 / 2, -5 / 4, -2, 1, 0],
+                       [0, 2, 4, -5 / 2, -5, 1 / 2, 1, 0], [0, -2, 4, 5 / 2, -5, -1 / 2, 1, 0],
+                       [0, -1, 0, 21 / 4, 0, -21 / 4, 0, 1]]),
+             np.array([[1, 0, 0, 0, 0], [-2 / 9] * 5, [-2 / 9, 2 / 9, -2 / 9, 2 / 9, -2 / 9],
+                       [1 / 90, 1 / 45, 2 / 45, 4 / 45, 8 / 45],
+                       [1 / 90, -1 / 45, 2 / 45, -4 / 45, 8 / 45],
+                       [32 / 45, 16 / 45, 8 / 45, 4 / 45, 2 / 45],
+                       [32 / 45, -16 / 45, 8 / 45, -4 / 45, 2 / 45], [0, 0, 0, 0, 1]]),
+             np.array([[1, 1, 1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 1 / 2, -1 / 2, 0],
+                       [0, 1, 1, 4, 4, 1 / 4, 1 / 4, 0], [0, 1, -1, 8, -8, 1 / 8, -1 / 8, 1]])),
 }
 
 
 def winograd_conv(x, w, m, dtype):
-    """'same' 3x3 convolution of x (N, C, H, W) with w (F, C, 3, 3) by F(m x m, 3x3), every
-    product and sum in ``dtype``: y (N, F, H, W)."""
-    bt, g, at = (t.astype(dtype) for t in TRANSFORMS[m])
+    """'same' r x r convolution of x (N, C, H, W) with w (F, C, r, r) by F(m x m, r x r),
+    every product and sum in ``dtype``: y (N, F, H, W)."""
+    r = w.shape[2]
+    bt, g, at = (t.astype(dtype) for t in TRANSFORMS[m, r])
     x, w = x.astype(dtype), w.astype(dtype)
     n, c, h, wd = x.shape
     th, tw = -(-h // m), -(-wd // m)
-    padded = np.zeros((n, c, th * m + 2, tw * m + 2), dtype)
-    padded[:, :, 1:h + 1, 1:wd + 1] = x
-    rows = np.arange(th)[:, None] * m + np.arange(m + 2)           # (th, m+2) input rows
-    cols = np.arange(tw)[:, None] * m + np.arange(m + 2)
+    padded = np.zeros((n, c, th * m + r - 1, tw * m + r - 1), dtype)
+    padded[:, :, r // 2:h + r // 2, r // 2:wd + r // 2] = x
+    rows = np.arange(th)[:, None] * m + np.arange(m + r - 1)       # (th, alpha) input rows
+    cols = np.arange(tw)[:, None] * m + np.arange(m + r - 1)
     tiles = padded[:, :, rows[:, None, :, None], cols[None, :, None, :]]  # (n, c, th, tw, t, t)
     v = np.einsum("ij,ncabjk,lk->ncabil", bt, tiles, bt)
     u = np.einsum("ij,fcjk,lk->fcil", g, w, g)
@@ -110,12 +131,10 @@ def lab_layer_inputs(filters, batch, size, rng, kernel=3):
 def measure(filters, batch, size, rng, kernel=3):
     x, w = lab_layer_inputs(filters, batch, size, rng, kernel)
     exact = direct_conv(x, w, np.float64)
-    if kernel == 5:
-        rows = [("minicnn winograd F(2x2,5x5), numba", minicnn_winograd(x, w))]
-    else:
-        rows = [("minicnn winograd F(2x2,3x3), numba", minicnn_winograd(x, w)),
-                ("F(2x2,3x3), NumPy", winograd_conv(x, w, 2, np.float32)),
-                ("F(4x4,3x3), NumPy", winograd_conv(x, w, 4, np.float32))]
+    tile = 4 if kernel == 5 else 2                       # minicnn's plain convolution's
+    rows = [(f"minicnn winograd F({tile}x{tile},{kernel}x{kernel}), numba", minicnn_winograd(x, w)),
+            (f"F(2x2,{kernel}x{kernel}), NumPy", winograd_conv(x, w, 2, np.float32)),
+            (f"F(4x4,{kernel}x{kernel}), NumPy", winograd_conv(x, w, 4, np.float32))]
     rows.append(("direct (im2col), NumPy", direct_conv(x, w, np.float32)))
     return [{"filters": filters, "algorithm": name, "max_rel": e[0], "rms_rel": e[1]}
             for name, y in rows for e in [errors(y, exact)]]
@@ -126,7 +145,7 @@ def main(argv=None):
     p.add_argument("--filters", type=number_list(int), default=[16],
                    help="comma-separated widths of the layer (in and out), default 16")
     p.add_argument("--kernel", type=int, choices=(3, 5), default=3,
-                   help="3 (default): F(2x2,3x3) and F(4x4,3x3); 5: minicnn's F(2x2,5x5)")
+                   help="3 (default) or 5: F(2x2, k x k) and F(4x4, k x k)")
     p.add_argument("--batch-size", type=positive_int, default=50)
     p.add_argument("--size", type=positive_int, default=14, help="image side (default 14)")
     p.add_argument("--seed", type=seed, default=0)

@@ -220,24 +220,25 @@ def test_epoch_benchmark_measures_compile_time_and_peak_memory(tmp_path):
     assert costs["first_step_s"] > 5 * costs["second_step_s"] and costs["compile_s"] > 0.1
 
 
+@pytest.mark.parametrize("r", [3, 5])
 @pytest.mark.parametrize("m", [2, 4])
 @pytest.mark.parametrize("size", [(14, 14), (7, 9), (5, 6)])
-def test_winograd_transforms_are_exact_in_float64(monkeypatch, m, size):
+def test_winograd_transforms_are_exact_in_float64(monkeypatch, m, size, r):
     """The study's F(2x2) and F(4x4) matrices compute the convolution (tiles at odd edges
     included): their float32 error is rounding, not a wrong matrix."""
     import numpy as np
     monkeypatch.syspath_prepend(str(BENCH))
     import winograd_error as study
     rng = np.random.default_rng(m)
-    x, w = rng.standard_normal((2, 3, *size)), rng.standard_normal((4, 3, 3, 3))
+    x, w = rng.standard_normal((2, 3, *size)), rng.standard_normal((4, 3, r, r))
     exact = study.direct_conv(x, w, np.float64)
     assert np.abs(study.winograd_conv(x, w, m, np.float64) - exact).max() < 1e-12 * np.abs(
         exact).max()
     # the naive sum, loop by loop, for the direct convolution itself
-    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    padded = np.pad(x, ((0, 0), (0, 0), (r // 2, r // 2), (r // 2, r // 2)))
     naive = np.zeros_like(exact)
-    for i in range(3):
-        for j in range(3):
+    for i in range(r):
+        for j in range(r):
             naive += np.einsum("fc,nchw->nfhw", w[:, :, i, j],
                                padded[:, :, i:i + size[0], j:j + size[1]])
     np.testing.assert_allclose(exact, naive, rtol=1e-12, atol=1e-12)
@@ -257,7 +258,8 @@ def test_winograd_error_study_runs(tmp_path):
                  "--size", "7", "--out", str(tmp_path), data=False)
     assert result.returncode == 0, result.stderr
     rows = json.loads((tmp_path / "winograd_error.json").read_text())["results"]
-    assert [r["algorithm"] for r in rows] == ["minicnn winograd F(2x2,5x5), numba",
+    assert [r["algorithm"] for r in rows] == ["minicnn winograd F(4x4,5x5), numba",
+                                              "F(2x2,5x5), NumPy", "F(4x4,5x5), NumPy",
                                               "direct (im2col), NumPy"]
     assert all(0 < r["rms_rel"] < 1e-4 and 0 < r["max_rel"] < 1e-4 for r in rows)
     assert "5x5 'same'" in result.stdout

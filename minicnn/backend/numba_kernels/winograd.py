@@ -1,5 +1,5 @@
-"""The ``winograd`` convolution algorithm, F(2x2, 3x3) and F(2x2, 5x5) (Lavin & Gray 2016):
-3x3 or 5x5 kernels, stride 1.
+"""The ``winograd`` convolution algorithm, F(2x2, 3x3), F(2x2, 5x5) and F(4x4, 5x5) (Lavin &
+Gray 2016): 3x3 or 5x5 kernels, stride 1.
 
 One dimension first.  Two outputs of a 3-tap filter g over four inputs d,
 y0 = d0 g0 + d1 g1 + d2 g2 and y1 = d1 g0 + d2 g1 + d3 g2, take 6
@@ -8,25 +8,29 @@ multiplications done directly but only 4 as
     y = A^T [(G g) * (B^T d)]        (* elementwise)
 
 with small constant matrices B^T (4x4), G (4x3) and A^T (2x4): F(2, 3).  A
-5-tap filter takes 6 instead of 10 with 6x6, 6x5 and 2x6 ones: F(2, 5).  The
-matrices and the transforms of one tile are in winograd_f3.py and
-winograd_f5.py; this module holds the loops and the ops, the same for both.
+5-tap filter takes 6 instead of 10 with 6x6, 6x5 and 2x6 ones, F(2, 5), and
+four outputs of it 8 instead of 20 with 8x8, 8x5 and 4x8 ones, F(4, 5).  The
+matrices and the transforms of one tile are in winograd_f2x3.py,
+winograd_f2x5.py and winograd_f4x5.py; this module holds the loops and the
+ops, the same for all three.
 
-Nested in two dimensions, a 2x2 tile of outputs comes from an alpha x alpha
-tile d of the input (alpha = 4 for 3x3 kernels, 6 for 5x5): Y = A^T [U * V] A
-with U = G g G^T and V = B^T d B, alpha^2 multiplications per channel instead
-of 4 r^2 (16 instead of 36, 36 instead of 100).  Summed over the input
-channels, the product at each of the alpha^2 positions xi = alpha r + s of the
-tile is a GEMM:
+Nested in two dimensions, an m x m tile of outputs comes from an alpha x alpha
+tile d of the input (alpha = m + r - 1): Y = A^T [U * V] A with U = G g G^T
+and V = B^T d B, alpha^2 multiplications per channel instead of m^2 r^2 (16
+instead of 36, 36 instead of 100, 64 instead of 400).  A plain convolution
+with 5x5 kernels takes F(4x4, 5x5); a pooled one F(2x2, 5x5), since its tiles
+must be the 2x2 pool windows (below).  Summed over the input channels, the
+product at each of the alpha^2 positions xi = alpha r + s of the tile is a
+GEMM:
 
     M[xi] (F, N*T) = U[xi] (F, C) @ V[xi] (C, N*T)       (alpha^2 GEMMs, through BLAS)
 
 Tiles.  Column n*T + t is tile t = ti*TW + tj of image n.  Tile (ti, tj)
-makes the outputs (2ti + {0,1}, 2tj + {0,1}) from the input rows
-2ti - pad_top + {0..alpha-1} and columns 2tj - pad_left + {0..alpha-1}, zero
-outside the input, so neighbouring tiles overlap by alpha - 2 rows or
-columns.  conv2d uses ceil(OH/2) x ceil(OW/2) tiles per image (a tile at an
-odd edge writes only the pixels that exist); the pooled variant uses PH x PW.
+makes the outputs (m ti + {0..m-1}, m tj + {0..m-1}) from the input rows
+m ti - pad_top + {0..alpha-1} and columns m tj - pad_left + {0..alpha-1}, zero
+outside the input, so neighbouring tiles overlap by alpha - m rows or
+columns.  conv2d uses ceil(OH/m) x ceil(OW/m) tiles per image (a tile at an
+edge writes only the pixels that exist); the pooled variant uses PH x PW.
 
 Forward: U from w, V from x, the GEMMs, then Y = A^T M A plus the bias.
 Backward runs the adjoints in reverse: dM = A dY A^T; dU = dM @ V^T and
@@ -62,7 +66,10 @@ NaN.  The transforms are written out term by term, never multiplying by a
 zero of B, G or A, so a NaN in x reaches exactly the outputs whose window
 holds it and a NaN in dy exactly the pixels and taps it reaches in the
 reference (the first and last pixel of a tile each feed one row of B^T d
-only, the two outputs of a tile miss one of A's rows each).  But G and B mix
+only, the two outputs of a tile miss one of A's rows each).  Not so with 4x4
+tiles: a middle pixel of a row feeds all four outputs' rows, and a NaN in dy
+would reach pixels of dx that the reference keeps finite; so F(4x4, 5x5)'s
+backward runs the reference where dy is not finite.  But G and B mix
 the taps of a filter and the pixels of a tile: a NaN or an infinity in x or
 w would reach taps of dw and pixels of dx that the reference keeps finite
 (and the pooled variant never reads the row a 'valid' pool drops, which the
@@ -78,7 +85,8 @@ from ...ops.algorithms import why_not
 from ...ops import OpPair
 from ...ops import conv as im2col_conv, fused as im2col_fused
 from ...ops.workspace import Workspace
-from . import first_max, kernel, reduce, relu, winograd_f3 as f3, winograd_f5 as f5
+from . import first_max, kernel, reduce, relu
+from . import winograd_f2x3 as f3, winograd_f2x5 as f5, winograd_f4x5 as f45
 
 
 # -- layout -----------------------------------------------------------------------
@@ -101,33 +109,48 @@ def _stack(a, cols):
 @kernel
 def _weight_transform(w, u):
     """u[f, alpha r + s, c] = (G w[f, c] G^T)[r, s]."""
-    f_, c_, r = w.shape[:3]
+    f_, c_, positions = w.shape[0], w.shape[1], u.shape[1]
     for f in range(f_):
         for c in range(c_):
-            if r == 3:
+            if positions == 16:
                 f3.weight_tile(w[f, c], u[f], c)
-            else:
+            elif positions == 36:
                 f5.weight_tile(w[f, c], u[f], c)
+            else:
+                f45.weight_tile(w[f, c], u[f], c)
     return u
 
 
 @kernel
 def _weight_transform_adjoint(du, dw):
     """dw[f, c] = G^T D G, where D is du[f, :, c] read as an alpha x alpha tile."""
-    f_, c_, r = dw.shape[:3]
+    f_, c_, positions = dw.shape[0], dw.shape[1], du.shape[1]
     for f in range(f_):
         for c in range(c_):
-            if r == 3:
+            if positions == 16:
                 f3.weight_tile_adjoint(du[f], c, dw[f, c])
-            else:
+            elif positions == 36:
                 f5.weight_tile_adjoint(du[f], c, dw[f, c])
+            else:
+                f45.weight_tile_adjoint(du[f], c, dw[f, c])
     return dw
 
 
 # -- input tiles ----------------------------------------------------------------
-def _pad_shape(th, tw, alpha):
-    """The scratch that holds one zero-bordered plane: every pixel the tiles read."""
-    return 2 * th + alpha - 2, 2 * tw + alpha - 2
+def _pad_shape(th, tw, t):
+    """The scratch that holds one zero-bordered plane: every pixel the tiles of the
+    transforms ``t`` read."""
+    return t.TILE * th + t.ALPHA - t.TILE, t.TILE * tw + t.ALPHA - t.TILE
+
+
+@kernel
+def _sizes(positions):
+    """(alpha, tile) of the transforms whose blocks have ``positions`` = alpha^2 rows."""
+    if positions == 16:
+        return 4, 2
+    if positions == 36:
+        return 6, 2
+    return 8, 4
 
 
 @kernel
@@ -143,21 +166,24 @@ def _copy_into(plane, pt, pl, pad):
 @kernel
 def _input_transform(x, pt, pl, th, tw, pad, v):
     """v[c, alpha r + s, (n * th + ti) * tw + tj] = (B^T d B)[r, s], where d is the input
-    tile at rows 2ti - pt.. and columns 2tj - pl.. of x[c, n], zero outside the input.
-    pad: a _pad_shape scratch, so that the tile loop needs no bounds checks."""
+    tile at rows m ti - pt.. and columns m tj - pl.. of x[c, n] (m: the output tile's
+    size), zero outside the input.  pad: a _pad_shape scratch, so that the tile loop needs
+    no bounds checks."""
     c_, n_ = x.shape[:2]
-    alpha = pad.shape[0] - 2 * th + 2
+    alpha, size = _sizes(v.shape[1])
     pad[...] = 0            # its border stays zero: every plane is copied to the same place
     for c in range(c_):
         out = v[c]
         for n in range(n_):
             _copy_into(x[c, n], pt, pl, pad)
             for ti in range(th):
-                rows, base = pad[2 * ti:2 * ti + alpha], (n * th + ti) * tw
+                rows, base = pad[size * ti:size * ti + alpha], (n * th + ti) * tw
                 if alpha == 4:
                     f3.input_row(rows, base, tw, out)
-                else:
+                elif alpha == 6:
                     f5.input_row(rows, base, tw, out)
+                else:
+                    f45.input_row(rows, base, tw, out)
     return v
 
 
@@ -166,7 +192,7 @@ def _input_transform_adjoint(dv, pt, pl, th, tw, pad, dx):
     """dx[c, n] = the tiles B D B^T (D = dv[c, :, tile] as alpha x alpha) added up where they
     overlap, the padding dropped; pixels no tile reads get 0."""
     c_, n_, h, w = dx.shape
-    alpha = pad.shape[0] - 2 * th + 2
+    alpha, size = _sizes(dv.shape[1])
     rows, cols = min(h, pad.shape[0] - pt), min(w, pad.shape[1] - pl)
     zero = dx.dtype.type(0)
     for c in range(c_):
@@ -174,11 +200,13 @@ def _input_transform_adjoint(dv, pt, pl, th, tw, pad, dx):
         for n in range(n_):
             pad[...] = zero
             for ti in range(th):
-                window, base = pad[2 * ti:2 * ti + alpha], (n * th + ti) * tw
+                window, base = pad[size * ti:size * ti + alpha], (n * th + ti) * tw
                 if alpha == 4:
                     f3.input_row_adjoint(d, base, tw, window)
-                else:
+                elif alpha == 6:
                     f5.input_row_adjoint(d, base, tw, window)
+                else:
+                    f45.input_row_adjoint(d, base, tw, window)
             plane = dx[c, n]
             for y in range(h):
                 row = plane[y]
@@ -194,74 +222,81 @@ def _input_transform_adjoint(dv, pt, pl, th, tw, pad, dx):
 
 
 # -- output tiles ---------------------------------------------------------------
-# The loops over tiles run in winograd_f3 or winograd_f5, over all of a filter's tiles at
-# once: a choice between the two inside a loop stops it vectorising (the pooled output
+# The loops over tiles run in the transforms' modules, over all of a filter's tiles at
+# once: a choice between them inside a loop stops it vectorising (the pooled output
 # transform ran 15x slower), and so would short rows of tiles.
 @kernel
 def _output_tiles(m, tu, out):
-    """out[:, q] = the outputs y00, y01, y10, y11 of tile q, A^T M A (m (alpha^2, L+),
-    out (4, L)); tu: a (12, L) scratch."""
+    """out[:, q] = the m x m outputs of tile q (row-major), A^T M A (m (alpha^2, L+),
+    out (m^2, L)); tu: an (m alpha, L) scratch."""
     if m.shape[0] == 16:
         f3.output_tiles(m, tu, out)
-    else:
+    elif m.shape[0] == 36:
         f5.output_tiles(m, tu, out)
+    else:
+        f45.output_tiles(m, tu, out)
 
 
 @kernel
-def _output_tiles_adjoint(dy, d):
-    """d[:, q] = A dY A^T for the tile gradients dY = dy[:, q] (y00, y01, y10, y11)."""
+def _output_tiles_adjoint(dy, tu, d):
+    """d[:, q] = A dY A^T for the tile gradients dY = dy[:, q] (m x m, row-major); tu: an
+    (m alpha, L) scratch."""
     if d.shape[0] == 16:
         f3.output_tiles_adjoint(dy, d)
-    else:
+    elif d.shape[0] == 36:
         f5.output_tiles_adjoint(dy, d)
+    else:
+        f45.output_tiles_adjoint(dy, tu, d)
 
 
 @kernel
 def _output_transform(m, b, th, tw, tu, tiles, y):
-    """y[f, n] = the tiles A^T m[f] A + b[f]; a tile at an odd edge writes what fits.
-    tu, tiles: (12, L) and (4, L) scratches."""
+    """y[f, n] = the tiles A^T m[f] A + b[f]; a tile at an edge writes what fits.
+    tu, tiles: (m alpha, L) and (m^2, L) scratches (m: the tile's size)."""
     f_, n_, oh, ow = y.shape
+    size = 2 if tiles.shape[0] == 4 else 4
     for f in range(f_):
         bias = b[f]
         _output_tiles(m[f], tu, tiles)
         for n in range(n_):
             for ti in range(th):
-                top, bottom = y[f, n, 2 * ti], y[f, n, min(2 * ti + 1, oh - 1)]
-                both_rows = 2 * ti + 1 < oh
                 base = (n * th + ti) * tw
-                for tj in range(tw):
-                    q, s = base + tj, 2 * tj
-                    top[s] = tiles[0, q] + bias
-                    if both_rows:
-                        bottom[s] = tiles[2, q] + bias
-                    if s + 1 < ow:
-                        top[s + 1] = tiles[1, q] + bias
-                        if both_rows:
-                            bottom[s + 1] = tiles[3, q] + bias
+                for a in range(min(size, oh - size * ti)):
+                    row, first = y[f, n, size * ti + a], size * a
+                    for tj in range(tw):
+                        q, s = base + tj, size * tj
+                        for j in range(min(size, ow - s)):
+                            row[s + j] = tiles[first + j, q] + bias
     return y
 
 
 @reduce
-def _output_transform_adjoint(dy, th, tw, tiles, dm, db):
-    """dm[f, :, tile] = A dY A^T for each tile dY of dy[f] (zero beyond an odd edge);
-    db[f] = the sum of dy[f].  tiles: a (4, L) scratch."""
+def _output_transform_adjoint(dy, th, tw, tu, tiles, dm, db):
+    """dm[f, :, tile] = A dY A^T for each tile dY of dy[f] (zero beyond an edge);
+    db[f] = the sum of dy[f].  tu, tiles: (m alpha, L) and (m^2, L) scratches."""
     f_, n_, oh, ow = dy.shape
+    size = 2 if tiles.shape[0] == 4 else 4
     zero = dy.dtype.type(0)
     for f in range(f_):
         total = zero
         for n in range(n_):
             for ti in range(th):
-                top, bottom = dy[f, n, 2 * ti], dy[f, n, min(2 * ti + 1, oh - 1)]
-                both_rows = 2 * ti + 1 < oh
                 base = (n * th + ti) * tw
-                for tj in range(tw):
-                    q, s = base + tj, 2 * tj
-                    tiles[0, q] = top[s]
-                    tiles[1, q] = top[s + 1] if s + 1 < ow else zero
-                    tiles[2, q] = bottom[s] if both_rows else zero
-                    tiles[3, q] = bottom[s + 1] if both_rows and s + 1 < ow else zero
-                    total += (tiles[0, q] + tiles[1, q]) + (tiles[2, q] + tiles[3, q])
-        _output_tiles_adjoint(tiles, dm[f])
+                for a in range(size):
+                    y_, first = size * ti + a, size * a
+                    if y_ >= oh:
+                        for q in range(base, base + tw):
+                            for j in range(size):
+                                tiles[first + j, q] = zero
+                        continue
+                    row = dy[f, n, y_]
+                    for tj in range(tw):
+                        q, s = base + tj, size * tj
+                        for j in range(size):
+                            value = row[s + j] if s + j < ow else zero
+                            tiles[first + j, q] = value
+                            total += value
+        _output_tiles_adjoint(tiles, tu, dm[f])
         db[f] = total
     return dm, db
 
@@ -325,10 +360,16 @@ class WinogradCache(NamedTuple):
     x_shape: tuple  # (C, N, H, W)
     g: Any          # geometry.Window
     tiles: tuple    # (TH, TW): tiles per image
+    t: Any          # the transforms' module (winograd_f2x3, _f2x5 or _f4x5)
     code: Any       # pooled only: uint8 (F, L), argmax in the tile + 4 where ReLU passed
+    inputs: tuple   # F(4x4, 5x5) only: (x, w, b, backend), for a backward by the reference
 
 
-_ALPHA = {3: f3.ALPHA, 5: f5.ALPHA}                 # kernel size -> tile size
+# (kernel size, pooled) -> the transforms.  The pooled variant needs 2x2 output tiles (a
+# tile is a pool window); a plain convolution with 5x5 kernels takes F(4x4, 5x5), 2.25x
+# fewer multiplications than F(2x2, 5x5).  F(4x4, 3x3) is not built: 5-6x the rounding of
+# F(2x2, 3x3) (docs/results.md), where F(4x4, 5x5) has twice F(2x2, 5x5)'s.
+_TRANSFORMS = {(3, False): f3, (3, True): f3, (5, False): f45, (5, True): f5}
 # (tile size, dtype) -> A (alpha, 2) in that dtype, made once, not on every backward
 _A = {(m.ALPHA, dtype): m.A.astype(dtype) for m in (f3, f5) for dtype in (np.float32, np.float64)}
 
@@ -344,9 +385,11 @@ def _block(ws, name, rows, length, alpha, dtype):
                     dtype)
 
 
-def _scratch(ws, length, dtype):
-    """The output transforms' scratches: (12, L) for A^T M's columns, (4, L) for the outputs."""
-    return ws.empty("tu", (12, length), dtype), ws.empty("tiles", (4, length), dtype)
+def _scratch(ws, length, t, dtype):
+    """The output transforms' scratches: (m alpha, L) for A^T M's columns (or dY A^T's
+    rows), (m^2, L) for the outputs of the tiles, m = t.TILE."""
+    return (ws.empty("tu", (t.TILE * t.ALPHA, length), dtype),
+            ws.empty("tiles", (t.TILE * t.TILE, length), dtype))
 
 
 def _finite(a):
@@ -356,25 +399,25 @@ def _finite(a):
     return bool(np.isfinite(np.dot(flat, flat)))
 
 
-def _transform_and_multiply(x, w, g, th, tw, ws):
-    """U, V and M = U @ V (alpha^2 GEMMs) for th x tw tiles per image; None where x or w is
-    not finite."""
+def _transform_and_multiply(x, w, g, th, tw, t, ws):
+    """U, V and M = U @ V (alpha^2 GEMMs) for th x tw tiles per image with the transforms
+    ``t``; None where x or w is not finite."""
     if not (_finite(x) and _finite(w)):
         return None
     c, n = x.shape[:2]
-    f, length, alpha = w.shape[0], n * th * tw, _ALPHA[w.shape[2]]
-    u = _weight_transform(w, _block(ws, "u", f, c, alpha, x.dtype))
-    v = _block(ws, "v", c, length, alpha, x.dtype)
+    f, length = w.shape[0], n * th * tw
+    u = _weight_transform(w, _block(ws, "u", f, c, t.ALPHA, x.dtype))
+    v = _block(ws, "v", c, length, t.ALPHA, x.dtype)
     _input_transform(x, g.pad_top, g.pad_left, th, tw,
-                     ws.empty("pad", _pad_shape(th, tw, alpha), x.dtype), v)
-    m = _block(ws, "m", f, length, alpha, x.dtype)
+                     ws.empty("pad", _pad_shape(th, tw, t), x.dtype), v)
+    m = _block(ws, "m", f, length, t.ALPHA, x.dtype)
     np.matmul(_stack(u, c), _stack(v, length), out=_stack(m, length))
     return u, v, m
 
 
 def _backward(dm, cache, need_dx, ws):
     """(dx or None, dw) from dM: dU = dM @ V^T, dV = U^T @ dM (alpha^2 GEMMs each)."""
-    u, v, x_shape, g, (th, tw) = cache[:5]
+    u, v, x_shape, g, (th, tw), t = cache[:6]
     c, n = x_shape[:2]
     f, length = u.shape[0], n * th * tw
     du = ws.empty("du", u.shape, dm.dtype)
@@ -385,36 +428,42 @@ def _backward(dm, cache, need_dx, ws):
     dv = ws.empty("dv", v.shape, dm.dtype)
     np.matmul(_stack(u, c).transpose(0, 2, 1), _stack(dm, length), out=_stack(dv, length))
     dx = _input_transform_adjoint(dv, g.pad_top, g.pad_left, th, tw,
-                                  ws.empty("pad", _pad_shape(th, tw, _ALPHA[g.kh]), dm.dtype),
+                                  ws.empty("pad", _pad_shape(th, tw, t), dm.dtype),
                                   ws.empty("dx", x_shape, dm.dtype))
     return dx, dw
 
 
 def conv2d_forward(x, w, b, g, backend, ws=None):
     """x (C, N, H, W), w (F, C, r, r), b (F,) -> (y (F, N, OH, OW), cache): ops.conv2d_forward
-    computed by Winograd F(2x2, rxr), r = 3 or 5; stride 1."""
+    computed by Winograd F(2x2, 3x3) or F(4x4, 5x5); stride 1."""
     _check(g)
     ws = ws or Workspace(np)
-    th, tw = (g.oh + 1) // 2, (g.ow + 1) // 2
-    transformed = _transform_and_multiply(x, w, g, th, tw, ws)
+    t = _TRANSFORMS[g.kh, False]
+    th, tw = -(-g.oh // t.TILE), -(-g.ow // t.TILE)
+    transformed = _transform_and_multiply(x, w, g, th, tw, t, ws)
     if transformed is None:
         return im2col_conv.conv2d_forward(x, w, b, g, backend, ws.part("im2col"))
     u, v, m = transformed
-    y = _output_transform(m, b, th, tw, *_scratch(ws, x.shape[1] * th * tw, x.dtype),
+    y = _output_transform(m, b, th, tw, *_scratch(ws, x.shape[1] * th * tw, t, x.dtype),
                           ws.empty("y", (w.shape[0], x.shape[1], g.oh, g.ow), x.dtype))
-    return y, WinogradCache(u, v, x.shape, g, (th, tw), None)
+    inputs = (x, w, b, backend) if t.TILE == 4 else None
+    return y, WinogradCache(u, v, x.shape, g, (th, tw), t, None, inputs)
 
 
 def conv2d_backward(dy, cache, need_dx=True, ws=None):
     """dy (F, N, OH, OW) -> (dx (C, N, H, W) or None, dw (F, C, r, r), db (F,))."""
     ws = ws or Workspace(np)
+    if isinstance(cache, WinogradCache) and cache.inputs is not None and not _finite(dy):
+        # F(4x4, 5x5)'s tiles would spread a NaN of dy to pixels of dx the reference keeps
+        x, w, b, backend = cache.inputs
+        cache = im2col_conv.conv2d_forward(x, w, b, cache.g, backend, ws.part("im2col"))[1]
     if not isinstance(cache, WinogradCache):
         return im2col_conv.conv2d_backward(dy, cache, need_dx, ws.part("im2col"))
-    f = dy.shape[0]
+    f, t = dy.shape[0], cache.t
     dm = ws.empty("dm", (f, *cache.v.shape[1:]), dy.dtype)
     (th, tw), n = cache.tiles, cache.x_shape[1]
-    tiles = ws.empty("tiles", (4, n * th * tw), dy.dtype)
-    dm, db = _output_transform_adjoint(dy, *cache.tiles, tiles, dm, ws.empty("db", (f,), dy.dtype))
+    dm, db = _output_transform_adjoint(dy, th, tw, *_scratch(ws, n * th * tw, t, dy.dtype), dm,
+                                       ws.empty("db", (f,), dy.dtype))
     return (*_backward(dm, cache, need_dx, ws), db)
 
 
@@ -424,15 +473,16 @@ def conv_relu_pool_forward(x, w, b, g, pool_g, backend, ws=None):
     _check(g)
     ws = ws or Workspace(np)
     ph, pw = g.oh // 2, g.ow // 2
-    transformed = _transform_and_multiply(x, w, g, ph, pw, ws)
+    t = _TRANSFORMS[g.kh, True]
+    transformed = _transform_and_multiply(x, w, g, ph, pw, t, ws)
     if transformed is None:
         return im2col_fused.conv_relu_pool_forward(x, w, b, g, pool_g, backend, ws.part("im2col"))
     u, v, m = transformed
     f, length = w.shape[0], x.shape[1] * ph * pw
     y = ws.empty("y", (f, x.shape[1], ph, pw), x.dtype)
     code = ws.empty("code", (f, length), np.uint8)
-    _output_transform_pooled(m, b, *_scratch(ws, length, x.dtype), y.reshape(f, length), code)
-    return y, WinogradCache(u, v, x.shape, g, (ph, pw), code)
+    _output_transform_pooled(m, b, *_scratch(ws, length, t, x.dtype), y.reshape(f, length), code)
+    return y, WinogradCache(u, v, x.shape, g, (ph, pw), t, code, None)
 
 
 def conv_relu_pool_backward(dy, cache, need_dx=True, ws=None):
@@ -444,7 +494,7 @@ def conv_relu_pool_backward(dy, cache, need_dx=True, ws=None):
     f = dy.shape[0]
     dm = ws.empty("dm", (f, *cache.v.shape[1:]), dy.dtype)
     length = cache.code.shape[1]
-    a = _A[_ALPHA[cache.g.kh], dy.dtype.type]
+    a = _A[cache.t.ALPHA, dy.dtype.type]
     dm, db = _pooled_adjoint(dy.reshape(f, length), cache.code, a, dm,
                              ws.empty("db", (f,), dy.dtype), ws.empty("g", (length,), dy.dtype))
     return (*_backward(dm, cache, need_dx, ws), db)

@@ -26,7 +26,7 @@ import numpy as np
 
 from . import kernel
 
-ALPHA = 6
+ALPHA, TILE = 6, 2
 A = np.array([[1, 0], [1, 1], [1, -1], [1, 2], [1, -2], [0, 1]])    # (A^T)^T, alpha x 2
 
 _TWO, _FOUR, _FIVE = np.float32(2), np.float32(4), np.float32(5)
