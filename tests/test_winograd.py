@@ -15,7 +15,7 @@ from minicnn.ops.workspace import Workspace
 
 NUMBA = get_backend("numba")
 REF = get_backend("numpy")
-PATTERNS = ["conv2d", "conv_relu_pool"]
+PATTERNS = ["conv2d", "conv_relu", "conv_relu_pool"]
 KERNELS = [3, 5]
 # float32: the 5x5 transforms (entries up to 5 or 21/4, divisions by 6 and 24, or 9, 45 and
 # 90) round 4-6x as much as direct summation (benchmarks/winograd_error.py --kernel 5);
@@ -26,7 +26,7 @@ TOL = {(np.float32, 3): 2e-5, (np.float32, 5): 1e-4, (np.float64, 3): 1e-12,
 
 def static(pattern, g):
     """The geometry arguments of ``pattern``: (g,) or (g, the 2x2 stride-2 pool's window)."""
-    if pattern == "conv2d":
+    if pattern != "conv_relu_pool":
         return (g,)
     return (g, window(g.oh, g.ow, (2, 2), (2, 2), "valid"))
 
@@ -67,7 +67,8 @@ def assert_matches_reference(pattern, x, w, b, padding, need_dx=True):
 
 
 @pytest.mark.parametrize("k, pattern, tile", [(3, "conv2d", 2), (3, "conv_relu_pool", 2),
-                                              (5, "conv2d", 4), (5, "conv_relu_pool", 2)])
+                                              (5, "conv2d", 4), (5, "conv_relu", 4),
+                                              (5, "conv_relu_pool", 2)])
 def test_each_layer_takes_its_tile_size(k, pattern, tile):
     """Plain 5x5 convolutions run F(4x4, 5x5), so the tests of the conv2d pattern test it;
     pooled ones need 2x2 tiles (the pool windows)."""

@@ -3,9 +3,10 @@
     im2col    columns + one GEMM (ops/conv.py): any geometry, every backend; the reference
     direct    sliding-window sums over contiguous pixels, no columns; stride 1.  Cheapest
               where the GEMM would be tiny: few input channels (the first layer)
-    winograd  F(2x2, 3x3) and F(2x2, 5x5): each 2x2 output tile from a 4x4 (6x6) input
-              tile with 16 (36) instead of 36 (100) multiplications per channel pair; 3x3
-              or 5x5 kernels, stride 1, enough channels
+    winograd  F(2x2, 3x3), F(2x2, 5x5) and F(4x4, 5x5): each 2x2 (4x4) output tile from
+              a 4x4, 6x6 (8x8) input tile with 16, 36 (64) instead of 36, 100 (400)
+              multiplications per channel pair; 3x3 or 5x5 kernels, stride 1, enough
+              channels.  Plain 5x5 layers take F(4x4, 5x5); pooled ones F(2x2, 5x5)
 
 A backend lists the algorithms it has as entries "conv2d/<algorithm>" of
 ``Backend.fused``; im2col is always there.  ``auto`` picks by the layer's

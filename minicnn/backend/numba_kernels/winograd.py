@@ -250,11 +250,13 @@ def _output_tiles_adjoint(dy, tu, d):
 
 
 @kernel
-def _output_transform(m, b, th, tw, tu, tiles, y):
-    """y[f, n] = the tiles A^T m[f] A + b[f]; a tile at an edge writes what fits.
-    tu, tiles: (m alpha, L) and (m^2, L) scratches (m: the tile's size)."""
+def _output_transform(m, b, th, tw, tu, tiles, with_relu, y):
+    """y[f, n] = the tiles A^T m[f] A + b[f], through a ReLU if ``with_relu``; a tile at an
+    edge writes what fits.  tu, tiles: (m alpha, L) and (m^2, L) scratches (m: the tile's
+    size)."""
     f_, n_, oh, ow = y.shape
     size = 2 if tiles.shape[0] == 4 else 4
+    zero = y.dtype.type(0)
     for f in range(f_):
         bias = b[f]
         _output_tiles(m[f], tu, tiles)
@@ -266,14 +268,16 @@ def _output_transform(m, b, th, tw, tu, tiles, y):
                     for tj in range(tw):
                         q, s = base + tj, size * tj
                         for j in range(min(size, ow - s)):
-                            row[s + j] = tiles[first + j, q] + bias
+                            value = tiles[first + j, q] + bias
+                            row[s + j] = relu(value, zero) if with_relu else value
     return y
 
 
 @reduce
-def _output_transform_adjoint(dy, th, tw, tu, tiles, dm, db):
-    """dm[f, :, tile] = A dY A^T for each tile dY of dy[f] (zero beyond an edge);
-    db[f] = the sum of dy[f].  tu, tiles: (m alpha, L) and (m^2, L) scratches."""
+def _output_transform_adjoint(dy, th, tw, tu, tiles, with_relu, y, dm, db):
+    """dm[f, :, tile] = A dY A^T for each tile dY of dy[f] (zero beyond an edge), dy times
+    (y > 0) first if ``with_relu`` (as the reference's ReLU: a NaN stays NaN); db[f] = the
+    sum of that.  tu, tiles: (m alpha, L) and (m^2, L) scratches."""
     f_, n_, oh, ow = dy.shape
     size = 2 if tiles.shape[0] == 4 else 4
     zero = dy.dtype.type(0)
@@ -289,11 +293,13 @@ def _output_transform_adjoint(dy, th, tw, tu, tiles, dm, db):
                             for j in range(size):
                                 tiles[first + j, q] = zero
                         continue
-                    row = dy[f, n, y_]
+                    row, after = dy[f, n, y_], y[f, n, y_]
                     for tj in range(tw):
                         q, s = base + tj, size * tj
                         for j in range(size):
                             value = row[s + j] if s + j < ow else zero
+                            if with_relu and s + j < ow and not after[s + j] > zero:
+                                value = value * zero
                             tiles[first + j, q] = value
                             total += value
         _output_tiles_adjoint(tiles, tu, dm[f])
@@ -363,6 +369,7 @@ class WinogradCache(NamedTuple):
     t: Any          # the transforms' module (winograd_f2x3, _f2x5 or _f4x5)
     code: Any       # pooled only: uint8 (F, L), argmax in the tile + 4 where ReLU passed
     inputs: tuple   # F(4x4, 5x5) only: (x, w, b, backend), for a backward by the reference
+    after: Any      # conv_relu only: its output y, whose y > 0 is the ReLU's mask
 
 
 # (kernel size, pooled) -> the transforms.  The pooled variant needs 2x2 output tiles (a
@@ -433,38 +440,72 @@ def _backward(dm, cache, need_dx, ws):
     return dx, dw
 
 
-def conv2d_forward(x, w, b, g, backend, ws=None):
-    """x (C, N, H, W), w (F, C, r, r), b (F,) -> (y (F, N, OH, OW), cache): ops.conv2d_forward
-    computed by Winograd F(2x2, 3x3) or F(4x4, 5x5); stride 1."""
+def _plain_forward(x, w, b, g, backend, ws, with_relu):
+    """conv2d_forward and conv_relu_forward; None where x or w is not finite."""
     _check(g)
-    ws = ws or Workspace(np)
     t = _TRANSFORMS[g.kh, False]
     th, tw = -(-g.oh // t.TILE), -(-g.ow // t.TILE)
     transformed = _transform_and_multiply(x, w, g, th, tw, t, ws)
     if transformed is None:
-        return im2col_conv.conv2d_forward(x, w, b, g, backend, ws.part("im2col"))
+        return None
     u, v, m = transformed
     y = _output_transform(m, b, th, tw, *_scratch(ws, x.shape[1] * th * tw, t, x.dtype),
+                          with_relu,
                           ws.empty("y", (w.shape[0], x.shape[1], g.oh, g.ow), x.dtype))
     inputs = (x, w, b, backend) if t.TILE == 4 else None
-    return y, WinogradCache(u, v, x.shape, g, (th, tw), t, None, inputs)
+    return y, WinogradCache(u, v, x.shape, g, (th, tw), t, None, inputs,
+                            y if with_relu else None)
+
+
+def _plain_backward(dy, cache, need_dx, ws):
+    """conv2d_backward and conv_relu_backward, from a WinogradCache."""
+    with_relu = cache.after is not None
+    if cache.inputs is not None and not _finite(dy):
+        # F(4x4, 5x5)'s tiles would spread a NaN of dy to pixels of dx the reference keeps
+        x, w, b, backend = cache.inputs
+        ref = im2col_conv.conv2d_forward(x, w, b, cache.g, backend, ws.part("im2col"))[1]
+        d = dy * (cache.after > 0) if with_relu else dy
+        return im2col_conv.conv2d_backward(d, ref, need_dx, ws.part("im2col"))
+    f, t = dy.shape[0], cache.t
+    dm = ws.empty("dm", (f, *cache.v.shape[1:]), dy.dtype)
+    (th, tw), n = cache.tiles, cache.x_shape[1]
+    dm, db = _output_transform_adjoint(dy, th, tw, *_scratch(ws, n * th * tw, t, dy.dtype),
+                                       with_relu, cache.after if with_relu else dy, dm,
+                                       ws.empty("db", (f,), dy.dtype))
+    return (*_backward(dm, cache, need_dx, ws), db)
+
+
+def conv2d_forward(x, w, b, g, backend, ws=None):
+    """x (C, N, H, W), w (F, C, r, r), b (F,) -> (y (F, N, OH, OW), cache): ops.conv2d_forward
+    computed by Winograd F(2x2, 3x3) or F(4x4, 5x5); stride 1."""
+    ws = ws or Workspace(np)
+    done = _plain_forward(x, w, b, g, backend, ws, False)
+    return done or im2col_conv.conv2d_forward(x, w, b, g, backend, ws.part("im2col"))
 
 
 def conv2d_backward(dy, cache, need_dx=True, ws=None):
     """dy (F, N, OH, OW) -> (dx (C, N, H, W) or None, dw (F, C, r, r), db (F,))."""
     ws = ws or Workspace(np)
-    if isinstance(cache, WinogradCache) and cache.inputs is not None and not _finite(dy):
-        # F(4x4, 5x5)'s tiles would spread a NaN of dy to pixels of dx the reference keeps
-        x, w, b, backend = cache.inputs
-        cache = im2col_conv.conv2d_forward(x, w, b, cache.g, backend, ws.part("im2col"))[1]
     if not isinstance(cache, WinogradCache):
         return im2col_conv.conv2d_backward(dy, cache, need_dx, ws.part("im2col"))
-    f, t = dy.shape[0], cache.t
-    dm = ws.empty("dm", (f, *cache.v.shape[1:]), dy.dtype)
-    (th, tw), n = cache.tiles, cache.x_shape[1]
-    dm, db = _output_transform_adjoint(dy, th, tw, *_scratch(ws, n * th * tw, t, dy.dtype), dm,
-                                       ws.empty("db", (f,), dy.dtype))
-    return (*_backward(dm, cache, need_dx, ws), db)
+    return _plain_backward(dy, cache, need_dx, ws)
+
+
+def conv_relu_forward(x, w, b, g, backend, ws=None):
+    """x (C, N, H, W) -> (relu(conv(x)) (F, N, OH, OW), cache), the ReLU in the output
+    transform."""
+    ws = ws or Workspace(np)
+    done = _plain_forward(x, w, b, g, backend, ws, True)
+    return done or im2col_fused.conv_relu_forward(x, w, b, g, backend, ws.part("im2col"))
+
+
+def conv_relu_backward(dy, cache, need_dx=True, ws=None):
+    """dy (F, N, OH, OW) -> (dx or None, dw, db), the ReLU's mask applied as dy is gathered
+    into tiles."""
+    ws = ws or Workspace(np)
+    if not isinstance(cache, WinogradCache):
+        return im2col_fused.conv_relu_backward(dy, cache, need_dx, ws.part("im2col"))
+    return _plain_backward(dy, cache, need_dx, ws)
 
 
 def conv_relu_pool_forward(x, w, b, g, pool_g, backend, ws=None):
@@ -482,7 +523,7 @@ def conv_relu_pool_forward(x, w, b, g, pool_g, backend, ws=None):
     y = ws.empty("y", (f, x.shape[1], ph, pw), x.dtype)
     code = ws.empty("code", (f, length), np.uint8)
     _output_transform_pooled(m, b, *_scratch(ws, length, t, x.dtype), y.reshape(f, length), code)
-    return y, WinogradCache(u, v, x.shape, g, (ph, pw), t, code, None)
+    return y, WinogradCache(u, v, x.shape, g, (ph, pw), t, code, None, None)
 
 
 def conv_relu_pool_backward(dy, cache, need_dx=True, ws=None):
@@ -501,4 +542,5 @@ def conv_relu_pool_backward(dy, cache, need_dx=True, ws=None):
 
 
 FUSED = {"conv2d/winograd": OpPair(conv2d_forward, conv2d_backward),
+         "conv_relu/winograd": OpPair(conv_relu_forward, conv_relu_backward),
          "conv_relu_pool/winograd": OpPair(conv_relu_pool_forward, conv_relu_pool_backward)}
