@@ -3,10 +3,9 @@
     im2col    columns + one GEMM (ops/conv.py): any geometry, every backend; the reference
     direct    sliding-window sums over contiguous pixels, no columns; stride 1.  Cheapest
               where the GEMM would be tiny: few input channels (the first layer)
-    winograd  F(2x2, 3x3), F(2x2, 5x5) and F(4x4, 5x5): each 2x2 (4x4) output tile from
-              a 4x4, 6x6 (8x8) input tile with 16, 36 (64) instead of 36, 100 (400)
-              multiplications per channel pair; 3x3 or 5x5 kernels, stride 1, enough
-              channels.  Plain 5x5 layers take F(4x4, 5x5); pooled ones F(2x2, 5x5)
+    winograd  F(2x2, 3x3) and F(4x4, 5x5): each 2x2 (4x4) output tile from a 4x4 (8x8)
+              input tile with 16 (64) instead of 36 (400) multiplications per channel
+              pair; 3x3 or 5x5 kernels, stride 1, enough channels
 
 A backend lists the algorithms it has as entries "conv2d/<algorithm>" of
 ``Backend.fused``; im2col is always there.  ``auto`` picks by the layer's
@@ -14,13 +13,15 @@ shape with the rules below, measured (conv + ReLU + 2x2 pool, forward and
 backward, 25 images, one thread; docs/results.md): direct wins with one or
 two input channels (the 16 Winograd GEMMs would have an inner dimension of 1
 or 2), Winograd from three on, by 2-3x over im2col at 8 to 256 channels.  For
-5x5 kernels Winograd's 36 GEMMs need 8 channels to beat im2col.
+5x5 kernels Winograd's 64 GEMMs need 8 channels to beat im2col on CIFAR's
+24x24 images.
 """
 ALGORITHMS = ("im2col", "direct", "winograd")
 
 # auto: direct up to this many input channels, Winograd (3x3, stride 1) from this many on,
-# Winograd for 5x5 kernels from 8 (its 36 GEMMs against im2col's one: 0.91x im2col's
-# speed at 4 channels, 1.24x at 8, 1.43x at 32; conv + ReLU + pool, 50 16x16 images).
+# Winograd for 5x5 kernels from 8.  F(4x4, 5x5) against im2col, conv + ReLU (+ pool),
+# forward and backward, one thread: 128 24x24 images to 64 filters, 0.72x im2col's speed
+# at 4 channels, 0.96x at 6, 1.19x at 8; 50 16x16 images to 32 filters, 1.8x from 4.
 DIRECT_MAX_CHANNELS = 2
 WINOGRAD_MIN_CHANNELS = 3
 WINOGRAD_5X5_MIN_CHANNELS = 8

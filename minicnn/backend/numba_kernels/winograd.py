@@ -1,5 +1,5 @@
-"""The ``winograd`` convolution algorithm, F(2x2, 3x3), F(2x2, 5x5) and F(4x4, 5x5) (Lavin &
-Gray 2016): 3x3 or 5x5 kernels, stride 1.
+"""The ``winograd`` convolution algorithm, F(2x2, 3x3) and F(4x4, 5x5) (Lavin & Gray 2016):
+3x3 or 5x5 kernels, stride 1.
 
 One dimension first.  Two outputs of a 3-tap filter g over four inputs d,
 y0 = d0 g0 + d1 g1 + d2 g2 and y1 = d1 g0 + d2 g1 + d3 g2, take 6
@@ -7,19 +7,16 @@ multiplications done directly but only 4 as
 
     y = A^T [(G g) * (B^T d)]        (* elementwise)
 
-with small constant matrices B^T (4x4), G (4x3) and A^T (2x4): F(2, 3).  A
-5-tap filter takes 6 instead of 10 with 6x6, 6x5 and 2x6 ones, F(2, 5), and
-four outputs of it 8 instead of 20 with 8x8, 8x5 and 4x8 ones, F(4, 5).  The
-matrices and the transforms of one tile are in winograd_f2x3.py,
-winograd_f2x5.py and winograd_f4x5.py; this module holds the loops and the
-ops, the same for all three.
+with small constant matrices B^T (4x4), G (4x3) and A^T (2x4): F(2, 3).  Four
+outputs of a 5-tap filter take 8 multiplications instead of 20 with 8x8, 8x5
+and 4x8 ones: F(4, 5).  The matrices and the transforms of one tile are in
+winograd_f2x3.py and winograd_f4x5.py; this module holds the loops and the
+ops, the same for both.
 
 Nested in two dimensions, an m x m tile of outputs comes from an alpha x alpha
 tile d of the input (alpha = m + r - 1): Y = A^T [U * V] A with U = G g G^T
 and V = B^T d B, alpha^2 multiplications per channel instead of m^2 r^2 (16
-instead of 36, 36 instead of 100, 64 instead of 400).  A plain convolution
-with 5x5 kernels takes F(4x4, 5x5); a pooled one F(2x2, 5x5), since its tiles
-must be the 2x2 pool windows (below).  Summed over the input channels, the
+instead of 36, 64 instead of 400).  Summed over the input channels, the
 product at each of the alpha^2 positions xi = alpha r + s of the tile is a
 GEMM:
 
@@ -30,25 +27,28 @@ makes the outputs (m ti + {0..m-1}, m tj + {0..m-1}) from the input rows
 m ti - pad_top + {0..alpha-1} and columns m tj - pad_left + {0..alpha-1}, zero
 outside the input, so neighbouring tiles overlap by alpha - m rows or
 columns.  conv2d uses ceil(OH/m) x ceil(OW/m) tiles per image (a tile at an
-edge writes only the pixels that exist); the pooled variant uses PH x PW.
+edge writes only the pixels that exist); the pooled variant uses PH x PW 2x2
+tiles, or ceil(PH/2) x ceil(PW/2) 4x4 ones.
 
 Forward: U from w, V from x, the GEMMs, then Y = A^T M A plus the bias.
 Backward runs the adjoints in reverse: dM = A dY A^T; dU = dM @ V^T and
 dW = G^T dU G; dV = U^T @ dM and dx = B dV B^T, added up where tiles overlap.
 
 The ReLU and the 2x2 max-pool fuse into the output transform.  The tiles
-start at even rows and columns, so a 2x2 output tile IS a 2x2 pool window:
-the output transform computes the tile's four outputs in registers, adds
-the bias, applies the ReLU and keeps the maximum; the (F, N, OH, OW)
-convolution output never exists.  Per window it stores one byte: the argmax
-(0..3, row-major in the tile) plus 4 where the ReLU lets the gradient
-through (max > 0).
+start at even rows and columns, so a 2x2 output tile IS a 2x2 pool window
+(and a 4x4 one four windows): the output transform computes the tile's
+outputs, adds the bias, applies the ReLU and keeps each window's maximum;
+the (F, N, OH, OW) convolution output never exists.  Per window it stores
+one byte: the argmax (0..3, row-major in the window) plus 4 where the ReLU
+lets the gradient through (max > 0).
 The pool backward runs in the Winograd domain.  A tile's gradient dY is
-zero except at its argmax (a, b), where it is g = dy * (max > 0), so
-dM = A dY A^T = g A[:, a] A[:, b]^T: the outer product of two columns of A,
-that is alpha^2 copies of g times 0, +-1, +-2 or +-4, written from the pooled
-gradient, the argmax and the ReLU mask straight away (db is summed on the
-way).
+zero except at its windows' argmax, where it is g = dy * (max > 0).  For a
+2x2 tile with its argmax at (a, b), dM = A dY A^T = g A[:, a] A[:, b]^T: the
+outer product of two columns of A, that is 16 copies of g times 0 or +-1,
+written from the pooled gradient, the argmax and the ReLU mask straight away
+(db is summed on the way).  A 4x4 tile's dY is written out, then
+transformed.  A plain convolution with a ReLU (conv_relu) applies it in the
+output transform too, and its mask (y > 0) as dy is gathered into tiles.
 
 Layout.  Each block is stored (R, alpha^2, L): for each channel (or filter)
 its alpha^2 Winograd rows side by side, each padded to an odd number of
@@ -56,9 +56,10 @@ cache lines, and np.matmul sees the stack (alpha^2, R, L) through strided
 views (the GEMMs ran as fast as on contiguous stacks).  A transform then
 writes one contiguous block per channel, and its streams fall in different
 cache sets; stored (16, R, L) with R*L a power of two, they all fall in one
-(the weight transform ran 3x slower at 256 channels).  The pooled output
-(F, N, PH, PW) is M's column order itself, so the pooled output transform
-and its adjoint are one long loop per filter.  The input transform copies
+(the weight transform ran 3x slower at 256 channels).  With 2x2 tiles the
+pooled output (F, N, PH, PW) is M's column order itself, so the pooled
+output transform and its adjoint are one long loop per filter.  The input
+transform copies
 each (c, n) plane into a small zero-bordered scratch, so that its tile loop
 needs no bounds checks.
 
@@ -69,7 +70,8 @@ reference (the first and last pixel of a tile each feed one row of B^T d
 only, the two outputs of a tile miss one of A's rows each).  Not so with 4x4
 tiles: a middle pixel of a row feeds all four outputs' rows, and a NaN in dy
 would reach pixels of dx that the reference keeps finite; so F(4x4, 5x5)'s
-backward runs the reference where dy is not finite.  But G and B mix
+backward runs the reference where dy is not finite (from x and w, which its
+cache keeps).  But G and B mix
 the taps of a filter and the pixels of a tile: a NaN or an infinity in x or
 w would reach taps of dw and pixels of dx that the reference keeps finite
 (and the pooled variant never reads the row a 'valid' pool drops, which the
@@ -77,6 +79,7 @@ reference's dw still sees).  So a forward whose x or w is not finite (a dot
 product each tells) runs the im2col reference instead, and its backward
 follows.
 """
+import functools
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -86,7 +89,7 @@ from ...ops import OpPair
 from ...ops import conv as im2col_conv, fused as im2col_fused
 from ...ops.workspace import Workspace
 from . import first_max, kernel, reduce, relu
-from . import winograd_f2x3 as f3, winograd_f2x5 as f5, winograd_f4x5 as f45
+from . import winograd_f2x3 as f3, winograd_f4x5 as f45
 
 
 # -- layout -----------------------------------------------------------------------
@@ -109,13 +112,11 @@ def _stack(a, cols):
 @kernel
 def _weight_transform(w, u):
     """u[f, alpha r + s, c] = (G w[f, c] G^T)[r, s]."""
-    f_, c_, positions = w.shape[0], w.shape[1], u.shape[1]
+    f_, c_, r = w.shape[:3]
     for f in range(f_):
         for c in range(c_):
-            if positions == 16:
+            if r == 3:
                 f3.weight_tile(w[f, c], u[f], c)
-            elif positions == 36:
-                f5.weight_tile(w[f, c], u[f], c)
             else:
                 f45.weight_tile(w[f, c], u[f], c)
     return u
@@ -124,13 +125,11 @@ def _weight_transform(w, u):
 @kernel
 def _weight_transform_adjoint(du, dw):
     """dw[f, c] = G^T D G, where D is du[f, :, c] read as an alpha x alpha tile."""
-    f_, c_, positions = dw.shape[0], dw.shape[1], du.shape[1]
+    f_, c_, r = dw.shape[:3]
     for f in range(f_):
         for c in range(c_):
-            if positions == 16:
+            if r == 3:
                 f3.weight_tile_adjoint(du[f], c, dw[f, c])
-            elif positions == 36:
-                f5.weight_tile_adjoint(du[f], c, dw[f, c])
             else:
                 f45.weight_tile_adjoint(du[f], c, dw[f, c])
     return dw
@@ -144,16 +143,6 @@ def _pad_shape(th, tw, t):
 
 
 @kernel
-def _sizes(positions):
-    """(alpha, tile) of the transforms whose blocks have ``positions`` = alpha^2 rows."""
-    if positions == 16:
-        return 4, 2
-    if positions == 36:
-        return 6, 2
-    return 8, 4
-
-
-@kernel
 def _copy_into(plane, pt, pl, pad):
     """pad[pt + y, pl + x] = plane[y, x] for the pixels that fit in pad."""
     rows, cols = min(plane.shape[0], pad.shape[0] - pt), min(plane.shape[1], pad.shape[1] - pl)
@@ -164,13 +153,13 @@ def _copy_into(plane, pt, pl, pad):
 
 
 @kernel
-def _input_transform(x, pt, pl, th, tw, pad, v):
+def _input_transform(x, pt, pl, th, tw, size, pad, v):
     """v[c, alpha r + s, (n * th + ti) * tw + tj] = (B^T d B)[r, s], where d is the input
     tile at rows m ti - pt.. and columns m tj - pl.. of x[c, n] (m: the output tile's
     size), zero outside the input.  pad: a _pad_shape scratch, so that the tile loop needs
     no bounds checks."""
     c_, n_ = x.shape[:2]
-    alpha, size = _sizes(v.shape[1])
+    alpha = pad.shape[0] - size * th + size
     pad[...] = 0            # its border stays zero: every plane is copied to the same place
     for c in range(c_):
         out = v[c]
@@ -180,19 +169,17 @@ def _input_transform(x, pt, pl, th, tw, pad, v):
                 rows, base = pad[size * ti:size * ti + alpha], (n * th + ti) * tw
                 if alpha == 4:
                     f3.input_row(rows, base, tw, out)
-                elif alpha == 6:
-                    f5.input_row(rows, base, tw, out)
                 else:
                     f45.input_row(rows, base, tw, out)
     return v
 
 
 @kernel
-def _input_transform_adjoint(dv, pt, pl, th, tw, pad, dx):
+def _input_transform_adjoint(dv, pt, pl, th, tw, size, pad, dx):
     """dx[c, n] = the tiles B D B^T (D = dv[c, :, tile] as alpha x alpha) added up where they
     overlap, the padding dropped; pixels no tile reads get 0."""
     c_, n_, h, w = dx.shape
-    alpha, size = _sizes(dv.shape[1])
+    alpha = pad.shape[0] - size * th + size
     rows, cols = min(h, pad.shape[0] - pt), min(w, pad.shape[1] - pl)
     zero = dx.dtype.type(0)
     for c in range(c_):
@@ -203,8 +190,6 @@ def _input_transform_adjoint(dv, pt, pl, th, tw, pad, dx):
                 window, base = pad[size * ti:size * ti + alpha], (n * th + ti) * tw
                 if alpha == 4:
                     f3.input_row_adjoint(d, base, tw, window)
-                elif alpha == 6:
-                    f5.input_row_adjoint(d, base, tw, window)
                 else:
                     f45.input_row_adjoint(d, base, tw, window)
             plane = dx[c, n]
@@ -231,8 +216,6 @@ def _output_tiles(m, tu, out):
     out (m^2, L)); tu: an (m alpha, L) scratch."""
     if m.shape[0] == 16:
         f3.output_tiles(m, tu, out)
-    elif m.shape[0] == 36:
-        f5.output_tiles(m, tu, out)
     else:
         f45.output_tiles(m, tu, out)
 
@@ -243,65 +226,75 @@ def _output_tiles_adjoint(dy, tu, d):
     (m alpha, L) scratch."""
     if d.shape[0] == 16:
         f3.output_tiles_adjoint(dy, d)
-    elif d.shape[0] == 36:
-        f5.output_tiles_adjoint(dy, d)
     else:
         f45.output_tiles_adjoint(dy, tu, d)
 
 
+@functools.lru_cache(maxsize=64)
+def _tile_map(th, tw, size, oh, ow):
+    """int32 (size^2, th tw): the pixel (y * OW + x, in its image's OH x OW plane) of place
+    p = size a + b of tile t = ti tw + tj, that is (size ti + a, size tj + b); -1 beyond an
+    edge."""
+    a, b = np.divmod(np.arange(size * size), size)
+    ti, tj = np.divmod(np.arange(th * tw), tw)
+    rows, cols = size * ti[None, :] + a[:, None], size * tj[None, :] + b[:, None]
+    return np.where((rows < oh) & (cols < ow), rows * ow + cols, -1).astype(np.int32)
+
+
+# The two loops below run over the images innermost: a tile row or column holds 2 or 4
+# pixels, an image's tiles a few dozen, and loops that short cost more to set up than to
+# run (the adjoint took 9 ns a pixel with the images outermost).
 @kernel
-def _output_transform(m, b, th, tw, tu, tiles, with_relu, y):
+def _output_transform(m, b, source, tu, tiles, with_relu, y):
     """y[f, n] = the tiles A^T m[f] A + b[f], through a ReLU if ``with_relu``; a tile at an
-    edge writes what fits.  tu, tiles: (m alpha, L) and (m^2, L) scratches (m: the tile's
-    size)."""
-    f_, n_, oh, ow = y.shape
-    size = 2 if tiles.shape[0] == 4 else 4
+    edge writes what fits.  source: _tile_map; tu, tiles: (m alpha, L) and (m^2, L)
+    scratches (m: the tile's size)."""
+    f_, n_ = y.shape[:2]
+    positions, count = source.shape
     zero = y.dtype.type(0)
     for f in range(f_):
-        bias = b[f]
+        bias, out = b[f], y[f].reshape(n_, y.shape[2] * y.shape[3])
         _output_tiles(m[f], tu, tiles)
-        for n in range(n_):
-            for ti in range(th):
-                base = (n * th + ti) * tw
-                for a in range(min(size, oh - size * ti)):
-                    row, first = y[f, n, size * ti + a], size * a
-                    for tj in range(tw):
-                        q, s = base + tj, size * tj
-                        for j in range(min(size, ow - s)):
-                            value = tiles[first + j, q] + bias
-                            row[s + j] = relu(value, zero) if with_relu else value
+        for p in range(positions):
+            row = tiles[p]
+            for t in range(count):
+                pixel = source[p, t]
+                if pixel >= 0:
+                    for n in range(n_):
+                        value = row[n * count + t] + bias
+                        out[n, pixel] = relu(value, zero) if with_relu else value
     return y
 
 
 @reduce
-def _output_transform_adjoint(dy, th, tw, tu, tiles, with_relu, y, dm, db):
+def _output_transform_adjoint(dy, source, tu, tiles, with_relu, y, dm, db):
     """dm[f, :, tile] = A dY A^T for each tile dY of dy[f] (zero beyond an edge), dy times
     (y > 0) first if ``with_relu`` (as the reference's ReLU: a NaN stays NaN); db[f] = the
-    sum of that.  tu, tiles: (m alpha, L) and (m^2, L) scratches."""
-    f_, n_, oh, ow = dy.shape
-    size = 2 if tiles.shape[0] == 4 else 4
+    sum of that.  source: _tile_map; tu, tiles: (m alpha, L) and (m^2, L) scratches."""
+    f_, n_ = dy.shape[:2]
+    positions, count = source.shape
+    plane = dy.shape[2] * dy.shape[3]
     zero = dy.dtype.type(0)
     for f in range(f_):
+        grad, after = dy[f].reshape(n_, plane), y[f].reshape(n_, plane)
         total = zero
-        for n in range(n_):
-            for ti in range(th):
-                base = (n * th + ti) * tw
-                for a in range(size):
-                    y_, first = size * ti + a, size * a
-                    if y_ >= oh:
-                        for q in range(base, base + tw):
-                            for j in range(size):
-                                tiles[first + j, q] = zero
-                        continue
-                    row, after = dy[f, n, y_], y[f, n, y_]
-                    for tj in range(tw):
-                        q, s = base + tj, size * tj
-                        for j in range(size):
-                            value = row[s + j] if s + j < ow else zero
-                            if with_relu and s + j < ow and not after[s + j] > zero:
-                                value = value * zero
-                            tiles[first + j, q] = value
-                            total += value
+        for p in range(positions):
+            row = tiles[p]
+            for t in range(count):
+                pixel = source[p, t]
+                if pixel < 0:
+                    for n in range(n_):
+                        row[n * count + t] = zero
+                elif with_relu:
+                    for n in range(n_):
+                        value = grad[n, pixel]
+                        value = value if after[n, pixel] > zero else value * zero
+                        row[n * count + t] = value
+                        total += value
+                else:
+                    for n in range(n_):
+                        row[n * count + t] = grad[n, pixel]
+                        total += grad[n, pixel]
         _output_tiles_adjoint(tiles, tu, dm[f])
         db[f] = total
     return dm, db
@@ -359,6 +352,57 @@ def _pooled_adjoint(dy, code, a, dm, db, g):
     return dm, db
 
 
+@kernel
+def _output_transform_pooled_4x4(m, b, th, tw, tu, tiles, y, code):
+    """4x4 tiles, four pool windows each: y[f, n, i, j] = the largest of relu(the window's
+    four outputs + b[f]), code[f, n, i, j] = its place in the window (0..3, row-major) + 4
+    where it is > 0, as _output_transform_pooled.  Window (i, j) is quarter (i % 2, j % 2)
+    of tile (i // 2, j // 2).  tu, tiles: (4 alpha, L) and (16, L) scratches."""
+    f_, n_, ph, pw = y.shape
+    zero = y.dtype.type(0)
+    for f in range(f_):
+        bias = b[f]
+        _output_tiles(m[f], tu, tiles)
+        for n in range(n_):
+            for i in range(ph):
+                out, arg, top = y[f, n, i], code[f, n, i], 8 * (i % 2)
+                base = (n * th + i // 2) * tw
+                for j in range(pw):
+                    q, k0 = base + j // 2, top + 2 * (j % 2)     # k0: the window's first output
+                    best, k = relu(tiles[k0, q] + bias, zero), 0
+                    best, k = first_max(best, k, relu(tiles[k0 + 1, q] + bias, zero), 1)
+                    best, k = first_max(best, k, relu(tiles[k0 + 4, q] + bias, zero), 2)
+                    best, k = first_max(best, k, relu(tiles[k0 + 5, q] + bias, zero), 3)
+                    out[j] = best
+                    arg[j] = k + 4 if best > zero else k
+    return y, code
+
+
+@reduce
+def _pooled_adjoint_4x4(dy, code, th, tw, tu, tiles, dm, db):
+    """dm[f, :, tile] = A dY A^T, where the 4x4 tile's gradient dY is zero but at each of its
+    windows' argmax, where it is dy * (ReLU passed); db[f] = the sum of those.  tu, tiles:
+    (4 alpha, L) and (16, L) scratches."""
+    f_, n_, ph, pw = dy.shape
+    zero = dy.dtype.type(0)
+    for f in range(f_):
+        tiles[:] = zero
+        total = zero
+        for n in range(n_):
+            for i in range(ph):
+                grad, arg, top = dy[f, n, i], code[f, n, i], 8 * (i % 2)
+                base = (n * th + i // 2) * tw
+                for j in range(pw):
+                    k = arg[j]
+                    g = grad[j] if k >= 4 else grad[j] * zero    # the reference's dy * mask
+                    total += g
+                    place = top + 2 * (j % 2) + (k & 1) + 4 * ((k >> 1) & 1)
+                    tiles[place, base + j // 2] = g
+        _output_tiles_adjoint(tiles, tu, dm[f])
+        db[f] = total
+    return dm, db
+
+
 # -- the ops --------------------------------------------------------------------
 class WinogradCache(NamedTuple):
     u: Any          # (F, alpha^2, C+) the weights in the Winograd domain, rows padded
@@ -366,19 +410,22 @@ class WinogradCache(NamedTuple):
     x_shape: tuple  # (C, N, H, W)
     g: Any          # geometry.Window
     tiles: tuple    # (TH, TW): tiles per image
-    t: Any          # the transforms' module (winograd_f2x3, _f2x5 or _f4x5)
-    code: Any       # pooled only: uint8 (F, L), argmax in the tile + 4 where ReLU passed
-    inputs: tuple   # F(4x4, 5x5) only: (x, w, b, backend), for a backward by the reference
+    t: Any          # the transforms' module (winograd_f2x3 or winograd_f4x5)
+    code: Any       # pooled only: uint8 (F, N, PH, PW), argmax in the window + 4 where ReLU
+                    # passed
+    inputs: tuple   # 4x4 tiles only: (x, w, b, backend[, pool_g]), for a backward by the
+                    # reference
     after: Any      # conv_relu only: its output y, whose y > 0 is the ReLU's mask
 
 
-# (kernel size, pooled) -> the transforms.  The pooled variant needs 2x2 output tiles (a
-# tile is a pool window); a plain convolution with 5x5 kernels takes F(4x4, 5x5), 2.25x
-# fewer multiplications than F(2x2, 5x5).  F(4x4, 3x3) is not built: 5-6x the rounding of
-# F(2x2, 3x3) (docs/results.md), where F(4x4, 5x5) has twice F(2x2, 5x5)'s.
-_TRANSFORMS = {(3, False): f3, (3, True): f3, (5, False): f45, (5, True): f5}
-# (tile size, dtype) -> A (alpha, 2) in that dtype, made once, not on every backward
-_A = {(m.ALPHA, dtype): m.A.astype(dtype) for m in (f3, f5) for dtype in (np.float32, np.float64)}
+# (kernel size, pooled) -> the transforms.  F(4x4, 3x3) was built and measured, and
+# dropped: on the lab model's 14x14 layer (4x4 tiles cover 16x16) it was 1.66x slower than
+# F(2x2, 3x3) at 16 channels, level at 64 and 8% faster at 256, with 5-6x its rounding
+# (docs/results.md).
+# F(2x2, 5x5) too, once F(4x4, 5x5) was faster on every shape measured.
+_TRANSFORMS = {(3, False): f3, (3, True): f3, (5, False): f45, (5, True): f45}
+# dtype -> F(2x2, 3x3)'s A (4, 2) in that dtype, made once, not on every backward
+_A = {dtype: f3.A.astype(dtype) for dtype in (np.float32, np.float64)}
 
 
 def _check(g):
@@ -415,7 +462,7 @@ def _transform_and_multiply(x, w, g, th, tw, t, ws):
     f, length = w.shape[0], n * th * tw
     u = _weight_transform(w, _block(ws, "u", f, c, t.ALPHA, x.dtype))
     v = _block(ws, "v", c, length, t.ALPHA, x.dtype)
-    _input_transform(x, g.pad_top, g.pad_left, th, tw,
+    _input_transform(x, g.pad_top, g.pad_left, th, tw, t.TILE,
                      ws.empty("pad", _pad_shape(th, tw, t), x.dtype), v)
     m = _block(ws, "m", f, length, t.ALPHA, x.dtype)
     np.matmul(_stack(u, c), _stack(v, length), out=_stack(m, length))
@@ -434,7 +481,7 @@ def _backward(dm, cache, need_dx, ws):
         return None, dw
     dv = ws.empty("dv", v.shape, dm.dtype)
     np.matmul(_stack(u, c).transpose(0, 2, 1), _stack(dm, length), out=_stack(dv, length))
-    dx = _input_transform_adjoint(dv, g.pad_top, g.pad_left, th, tw,
+    dx = _input_transform_adjoint(dv, g.pad_top, g.pad_left, th, tw, t.TILE,
                                   ws.empty("pad", _pad_shape(th, tw, t), dm.dtype),
                                   ws.empty("dx", x_shape, dm.dtype))
     return dx, dw
@@ -449,8 +496,8 @@ def _plain_forward(x, w, b, g, backend, ws, with_relu):
     if transformed is None:
         return None
     u, v, m = transformed
-    y = _output_transform(m, b, th, tw, *_scratch(ws, x.shape[1] * th * tw, t, x.dtype),
-                          with_relu,
+    y = _output_transform(m, b, _tile_map(th, tw, t.TILE, g.oh, g.ow),
+                          *_scratch(ws, x.shape[1] * th * tw, t, x.dtype), with_relu,
                           ws.empty("y", (w.shape[0], x.shape[1], g.oh, g.ow), x.dtype))
     inputs = (x, w, b, backend) if t.TILE == 4 else None
     return y, WinogradCache(u, v, x.shape, g, (th, tw), t, None, inputs,
@@ -469,8 +516,10 @@ def _plain_backward(dy, cache, need_dx, ws):
     f, t = dy.shape[0], cache.t
     dm = ws.empty("dm", (f, *cache.v.shape[1:]), dy.dtype)
     (th, tw), n = cache.tiles, cache.x_shape[1]
-    dm, db = _output_transform_adjoint(dy, th, tw, *_scratch(ws, n * th * tw, t, dy.dtype),
-                                       with_relu, cache.after if with_relu else dy, dm,
+    dy = np.ascontiguousarray(dy)                   # the kernel reads its planes flat
+    dm, db = _output_transform_adjoint(dy, _tile_map(th, tw, t.TILE, *dy.shape[2:]),
+                                       *_scratch(ws, n * th * tw, t, dy.dtype), with_relu,
+                                       cache.after if with_relu else dy, dm,
                                        ws.empty("db", (f,), dy.dtype))
     return (*_backward(dm, cache, need_dx, ws), db)
 
@@ -510,34 +559,50 @@ def conv_relu_backward(dy, cache, need_dx=True, ws=None):
 
 def conv_relu_pool_forward(x, w, b, g, pool_g, backend, ws=None):
     """x (C, N, H, W) -> (maxpool2x2(relu(conv(x))) (F, N, PH, PW), cache), the ReLU and the
-    pool fused into the output transform: the tiles are the pool windows."""
+    pool fused into the output transform: a 2x2 tile is a pool window, a 4x4 tile four."""
     _check(g)
     ws = ws or Workspace(np)
     ph, pw = g.oh // 2, g.ow // 2
     t = _TRANSFORMS[g.kh, True]
-    transformed = _transform_and_multiply(x, w, g, ph, pw, t, ws)
+    th, tw = (ph, pw) if t.TILE == 2 else (-(-ph // 2), -(-pw // 2))
+    transformed = _transform_and_multiply(x, w, g, th, tw, t, ws)
     if transformed is None:
         return im2col_fused.conv_relu_pool_forward(x, w, b, g, pool_g, backend, ws.part("im2col"))
     u, v, m = transformed
-    f, length = w.shape[0], x.shape[1] * ph * pw
-    y = ws.empty("y", (f, x.shape[1], ph, pw), x.dtype)
-    code = ws.empty("code", (f, length), np.uint8)
-    _output_transform_pooled(m, b, *_scratch(ws, length, t, x.dtype), y.reshape(f, length), code)
-    return y, WinogradCache(u, v, x.shape, g, (ph, pw), t, code, None, None)
+    f, n = w.shape[0], x.shape[1]
+    y = ws.empty("y", (f, n, ph, pw), x.dtype)
+    code = ws.empty("code", (f, n, ph, pw), np.uint8)
+    scratch = _scratch(ws, n * th * tw, t, x.dtype)
+    if t.TILE == 2:
+        _output_transform_pooled(m, b, *scratch, y.reshape(f, -1), code.reshape(f, -1))
+        return y, WinogradCache(u, v, x.shape, g, (th, tw), t, code, None, None)
+    _output_transform_pooled_4x4(m, b, th, tw, *scratch, y, code)
+    return y, WinogradCache(u, v, x.shape, g, (th, tw), t, code, (x, w, b, backend, pool_g), None)
 
 
 def conv_relu_pool_backward(dy, cache, need_dx=True, ws=None):
     """dy (F, N, PH, PW) -> (dx (C, N, H, W) or None, dw (F, C, r, r), db (F,)), the pool and
     the ReLU run backward in the Winograd domain."""
     ws = ws or Workspace(np)
+    if isinstance(cache, WinogradCache) and cache.inputs is not None and not _finite(dy):
+        # 4x4 tiles would spread a NaN of dy to pixels of dx the reference keeps finite
+        x, w, b, backend, pool_g = cache.inputs
+        cache = im2col_fused.conv_relu_pool_forward(x, w, b, cache.g, pool_g, backend,
+                                                    ws.part("im2col"))[1]
     if not isinstance(cache, WinogradCache):
         return im2col_fused.conv_relu_pool_backward(dy, cache, need_dx, ws.part("im2col"))
-    f = dy.shape[0]
+    f, t, (th, tw) = dy.shape[0], cache.t, cache.tiles
     dm = ws.empty("dm", (f, *cache.v.shape[1:]), dy.dtype)
-    length = cache.code.shape[1]
-    a = _A[cache.t.ALPHA, dy.dtype.type]
-    dm, db = _pooled_adjoint(dy.reshape(f, length), cache.code, a, dm,
-                             ws.empty("db", (f,), dy.dtype), ws.empty("g", (length,), dy.dtype))
+    db = ws.empty("db", (f,), dy.dtype)
+    if t.TILE == 2:
+        length = dy[0].size
+        dm, db = _pooled_adjoint(dy.reshape(f, length), cache.code.reshape(f, length),
+                                 _A[dy.dtype.type], dm, db,
+                                 ws.empty("g", (length,), dy.dtype))
+    else:
+        dm, db = _pooled_adjoint_4x4(dy, cache.code, th, tw,
+                                     *_scratch(ws, cache.x_shape[1] * th * tw, t, dy.dtype),
+                                     dm, db)
     return (*_backward(dm, cache, need_dx, ws), db)
 
 

@@ -148,7 +148,7 @@ def output_tile_adjoint(y00, y01, y10, y11, d, q):
 
 @kernel
 def output_tiles(m, tu, out):
-    """out[:, q] = output_tile(m, q) for every tile q of out (4, L) (tu: unused, winograd_f2x5
+    """out[:, q] = output_tile(m, q) for every tile q of out (4, L) (tu: unused, winograd_f4x5
     needs it)."""
     for q in range(out.shape[1]):
         out[0, q], out[1, q], out[2, q], out[3, q] = output_tile(m, q)
