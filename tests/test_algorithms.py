@@ -107,24 +107,25 @@ def test_auto_at_the_edges_of_its_channel_rules(channels, expected):
 
 
 @pytest.mark.parametrize("channels,expected", [
+    (1, "im2col"), (algorithms.DIRECT_MAX_CHANNELS, "im2col"),
     (algorithms.WINOGRAD_5X5_MIN_CHANNELS - 1, "im2col"),
     (algorithms.WINOGRAD_5X5_MIN_CHANNELS, "winograd")])
 def test_auto_for_5x5_kernels(channels, expected):
-    """Winograd F(2x2, 5x5) from WINOGRAD_5X5_MIN_CHANNELS input channels, im2col below (and
-    direct at one or two, as for every kernel)."""
+    """Winograd F(4x4, 5x5) from WINOGRAD_5X5_MIN_CHANNELS input channels, im2col below, and
+    at one or two channels too (direct is for 3x3 kernels)."""
     model = minicnn.Sequential([minicnn.Conv2D(4, 5, padding="same"), minicnn.Flatten(),
                                 minicnn.Dense(2)], (channels, 8, 8), backend="numba")
     assert model.plan[0].algorithm == expected
 
 
 def test_tutorial_models_take_winograd_for_their_5x5_layers():
-    """tf-mnist's second convolution (32 channels) and cifar10's (64); cifar10's first has
-    3 input channels: im2col."""
+    """tf-mnist's second convolution (32 channels) and cifar10's (64); the first ones (1 and 3
+    input channels, 5x5): im2col."""
     models = [minicnn.Sequential(PRESETS[name].layers(), PRESETS[name].input_shape,
                                  backend="numba")
               for name in ("tf-mnist-tutorial", "cifar10-tutorial")]
     convs = [[s.algorithm for s in m.plan if "conv" in s.name] for m in models]
-    assert convs == [["direct", "winograd"], ["im2col", "winograd"]]
+    assert convs == [["im2col", "winograd"], ["im2col", "winograd"]]
 
 
 @pytest.mark.parametrize("layer,match", [
