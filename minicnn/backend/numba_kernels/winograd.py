@@ -50,18 +50,18 @@ written from the pooled gradient, the argmax and the ReLU mask straight away
 transformed.  A plain convolution with a ReLU (conv_relu) applies it in the
 output transform too, and its mask (y > 0) as dy is gathered into tiles.
 
-Layout.  Each block is stored (R, alpha^2, L): for each channel (or filter)
-its alpha^2 Winograd rows side by side, each padded to an odd number of
-cache lines, and np.matmul sees the stack (alpha^2, R, L) through strided
-views (the GEMMs ran as fast as on contiguous stacks).  A transform then
-writes one contiguous block per channel, and its streams fall in different
-cache sets; stored (16, R, L) with R*L a power of two, they all fall in one
-(the weight transform ran 3x slower at 256 channels).  With 2x2 tiles the
-pooled output (F, N, PH, PW) is M's column order itself, so the pooled
-output transform and its adjoint are one long loop per filter.  The input
-transform copies
-each (c, n) plane into a small zero-bordered scratch, so that its tile loop
-needs no bounds checks.
+Layout.  Each block is stored (alpha^2, R+, L+): matrix xi is [xi, :R, :L],
+the form np.matmul takes as a stack.  Its rows are padded to an odd number of
+cache lines, and so are the matrices (R+ is R or R + 1): a transform writes
+the alpha^2 rows of a channel at once, and rows a power of two apart would all
+fall in one cache set (stored so, the weight transform ran 3x slower at 256
+channels).  Stored (R, alpha^2, L) instead, a channel's rows side by side, the
+GEMMs wrote each row of M alpha^2 rows apart: 1.6x slower for tf-mnist's 5x5
+layer (64 matrices), 1.2x for the lab model's 3x3 one at 64 filters.  With
+2x2 tiles the pooled output (F, N, PH, PW) is M's column order itself, so
+the pooled output transform and its adjoint are one long loop per filter.
+The input transform copies each (c, n) plane into a small zero-bordered
+scratch, so that its tile loop needs no bounds checks.
 
 NaN.  The transforms are written out term by term, never multiplying by a
 zero of B, G or A, so a NaN in x reaches exactly the outputs whose window
@@ -102,10 +102,10 @@ def _row_length(n, itemsize):
     return (lines + 1 - lines % 2) * per_line
 
 
-def _stack(a, cols):
-    """The alpha^2 matrices of a block (R, alpha^2, L), as the stack (alpha^2, R, cols) that
-    np.matmul takes."""
-    return a[:, :, :cols].transpose(1, 0, 2)
+def _stack(a, rows, cols):
+    """The alpha^2 matrices of a block (alpha^2, R+, L+), as the stack (alpha^2, rows, cols)
+    that np.matmul takes."""
+    return a[:, :rows, :cols]
 
 
 # -- weights --------------------------------------------------------------------
@@ -116,9 +116,9 @@ def _weight_transform(w, u):
     for f in range(f_):
         for c in range(c_):
             if r == 3:
-                f3.weight_tile(w[f, c], u[f], c)
+                f3.weight_tile(w[f, c], u[:, f], c)
             else:
-                f45.weight_tile(w[f, c], u[f], c)
+                f45.weight_tile(w[f, c], u[:, f], c)
     return u
 
 
@@ -129,9 +129,9 @@ def _weight_transform_adjoint(du, dw):
     for f in range(f_):
         for c in range(c_):
             if r == 3:
-                f3.weight_tile_adjoint(du[f], c, dw[f, c])
+                f3.weight_tile_adjoint(du[:, f], c, dw[f, c])
             else:
-                f45.weight_tile_adjoint(du[f], c, dw[f, c])
+                f45.weight_tile_adjoint(du[:, f], c, dw[f, c])
     return dw
 
 
@@ -162,7 +162,7 @@ def _input_transform(x, pt, pl, th, tw, size, pad, v):
     alpha = pad.shape[0] - size * th + size
     pad[...] = 0            # its border stays zero: every plane is copied to the same place
     for c in range(c_):
-        out = v[c]
+        out = v[:, c]
         for n in range(n_):
             _copy_into(x[c, n], pt, pl, pad)
             for ti in range(th):
@@ -183,7 +183,7 @@ def _input_transform_adjoint(dv, pt, pl, th, tw, size, pad, dx):
     rows, cols = min(h, pad.shape[0] - pt), min(w, pad.shape[1] - pl)
     zero = dx.dtype.type(0)
     for c in range(c_):
-        d = dv[c]
+        d = dv[:, c]
         for n in range(n_):
             pad[...] = zero
             for ti in range(th):
@@ -211,23 +211,23 @@ def _input_transform_adjoint(dv, pt, pl, th, tw, size, pad, dx):
 # once: a choice between them inside a loop stops it vectorising (the pooled output
 # transform ran 15x slower), and so would short rows of tiles.
 @kernel
-def _output_tiles(m, tu, out):
-    """out[:, q] = the m x m outputs of tile q (row-major), A^T M A (m (alpha^2, L+),
-    out (m^2, L)); tu: an (m alpha, L) scratch."""
+def _output_tiles(m, f, tu, out):
+    """out[:, q] = the m x m outputs of tile q (row-major), A^T M A for filter f (m
+    (alpha^2, F+, L+), out (m^2, L)); tu: an (m alpha, L) scratch."""
     if m.shape[0] == 16:
-        f3.output_tiles(m, tu, out)
+        f3.output_tiles(m, f, tu, out)
     else:
-        f45.output_tiles(m, tu, out)
+        f45.output_tiles(m, f, tu, out)
 
 
 @kernel
-def _output_tiles_adjoint(dy, tu, d):
-    """d[:, q] = A dY A^T for the tile gradients dY = dy[:, q] (m x m, row-major); tu: an
+def _output_tiles_adjoint(dy, tu, d, f):
+    """d[:, f, q] = A dY A^T for the tile gradients dY = dy[:, q] (m x m, row-major); tu: an
     (m alpha, L) scratch."""
     if d.shape[0] == 16:
-        f3.output_tiles_adjoint(dy, d)
+        f3.output_tiles_adjoint(dy, d, f)
     else:
-        f45.output_tiles_adjoint(dy, tu, d)
+        f45.output_tiles_adjoint(dy, tu, d, f)
 
 
 @functools.lru_cache(maxsize=64)
@@ -254,7 +254,7 @@ def _output_transform(m, b, source, tu, tiles, with_relu, y):
     zero = y.dtype.type(0)
     for f in range(f_):
         bias, out = b[f], y[f].reshape(n_, y.shape[2] * y.shape[3])
-        _output_tiles(m[f], tu, tiles)
+        _output_tiles(m, f, tu, tiles)
         for p in range(positions):
             row = tiles[p]
             for t in range(count):
@@ -295,7 +295,7 @@ def _output_transform_adjoint(dy, source, tu, tiles, with_relu, y, dm, db):
                     for n in range(n_):
                         row[n * count + t] = grad[n, pixel]
                         total += grad[n, pixel]
-        _output_tiles_adjoint(tiles, tu, dm[f])
+        _output_tiles_adjoint(tiles, tu, dm, f)
         db[f] = total
     return dm, db
 
@@ -311,7 +311,7 @@ def _output_transform_pooled(m, b, tu, tiles, y, code):
     y00, y01, y10, y11 = tiles[0], tiles[1], tiles[2], tiles[3]
     for f in range(f_):
         bias, out, arg = b[f], y[f], code[f]
-        _output_tiles(m[f], tu, tiles)
+        _output_tiles(m, f, tu, tiles)
         for q in range(length):
             best, k = relu(y00[q] + bias, zero), 0
             best, k = first_max(best, k, relu(y01[q] + bias, zero), 1)
@@ -341,7 +341,7 @@ def _pooled_adjoint(dy, code, a, dm, db, g):
             total += g[q]
         db[f] = total
         for xi in range(alpha * alpha):
-            out = dm[f, xi]
+            out = dm[xi, f]
             r, s = xi // alpha, xi % alpha
             c00, c01 = a[r, 0] * a[s, 0], a[r, 0] * a[s, 1]       # the argmax's place k = 2i + j
             c10, c11 = a[r, 1] * a[s, 0], a[r, 1] * a[s, 1]
@@ -362,7 +362,7 @@ def _output_transform_pooled_4x4(m, b, th, tw, tu, tiles, y, code):
     zero = y.dtype.type(0)
     for f in range(f_):
         bias = b[f]
-        _output_tiles(m[f], tu, tiles)
+        _output_tiles(m, f, tu, tiles)
         for n in range(n_):
             for i in range(ph):
                 out, arg, top = y[f, n, i], code[f, n, i], 8 * (i % 2)
@@ -398,15 +398,15 @@ def _pooled_adjoint_4x4(dy, code, th, tw, tu, tiles, dm, db):
                     total += g
                     place = top + 2 * (j % 2) + (k & 1) + 4 * ((k >> 1) & 1)
                     tiles[place, base + j // 2] = g
-        _output_tiles_adjoint(tiles, tu, dm[f])
+        _output_tiles_adjoint(tiles, tu, dm, f)
         db[f] = total
     return dm, db
 
 
 # -- the ops --------------------------------------------------------------------
 class WinogradCache(NamedTuple):
-    u: Any          # (F, alpha^2, C+) the weights in the Winograd domain, rows padded
-    v: Any          # (C, alpha^2, L+) the input tiles in the Winograd domain, L = N * TH * TW
+    u: Any          # (alpha^2, F+, C+) the weights in the Winograd domain (_block)
+    v: Any          # (alpha^2, C+, L+) the input tiles in the Winograd domain, L = N TH TW
     x_shape: tuple  # (C, N, H, W)
     g: Any          # geometry.Window
     tiles: tuple    # (TH, TW): tiles per image
@@ -435,8 +435,12 @@ def _check(g):
 
 
 def _block(ws, name, rows, length, alpha, dtype):
-    return ws.empty(name, (rows, alpha * alpha, _row_length(length, np.dtype(dtype).itemsize)),
-                    dtype)
+    """(alpha^2, R+, L+): matrix xi of the block is [xi, :R, :L].  The rows are padded to an
+    odd number of cache lines, and so are the matrices (R+ is R or R + 1)."""
+    itemsize = np.dtype(dtype).itemsize
+    row = _row_length(length, itemsize)
+    lines = rows * row * itemsize // 64
+    return ws.empty(name, (alpha * alpha, rows + 1 - lines % 2, row), dtype)
 
 
 def _scratch(ws, length, t, dtype):
@@ -465,22 +469,25 @@ def _transform_and_multiply(x, w, g, th, tw, t, ws):
     _input_transform(x, g.pad_top, g.pad_left, th, tw, t.TILE,
                      ws.empty("pad", _pad_shape(th, tw, t), x.dtype), v)
     m = _block(ws, "m", f, length, t.ALPHA, x.dtype)
-    np.matmul(_stack(u, c), _stack(v, length), out=_stack(m, length))
+    np.matmul(_stack(u, f, c), _stack(v, c, length), out=_stack(m, f, length))
     return u, v, m
 
 
-def _backward(dm, cache, need_dx, ws):
-    """(dx or None, dw) from dM: dU = dM @ V^T, dV = U^T @ dM (alpha^2 GEMMs each)."""
+def _backward(dm, f, cache, need_dx, ws):
+    """(dx or None, dw) from dM of f filters: dU = dM @ V^T, dV = U^T @ dM (alpha^2 GEMMs
+    each)."""
     u, v, x_shape, g, (th, tw), t = cache[:6]
     c, n = x_shape[:2]
-    f, length = u.shape[0], n * th * tw
-    du = ws.empty("du", u.shape, dm.dtype)
-    np.matmul(_stack(dm, length), _stack(v, length).transpose(0, 2, 1), out=_stack(du, c))
+    length = n * th * tw
+    du = _block(ws, "du", f, c, t.ALPHA, dm.dtype)
+    np.matmul(_stack(dm, f, length), _stack(v, c, length).transpose(0, 2, 1),
+              out=_stack(du, f, c))
     dw = _weight_transform_adjoint(du, ws.empty("dw", (f, c, g.kh, g.kw), dm.dtype))
     if not need_dx:
         return None, dw
-    dv = ws.empty("dv", v.shape, dm.dtype)
-    np.matmul(_stack(u, c).transpose(0, 2, 1), _stack(dm, length), out=_stack(dv, length))
+    dv = _block(ws, "dv", c, length, t.ALPHA, dm.dtype)
+    np.matmul(_stack(u, f, c).transpose(0, 2, 1), _stack(dm, f, length),
+              out=_stack(dv, c, length))
     dx = _input_transform_adjoint(dv, g.pad_top, g.pad_left, th, tw, t.TILE,
                                   ws.empty("pad", _pad_shape(th, tw, t), dm.dtype),
                                   ws.empty("dx", x_shape, dm.dtype))
@@ -513,15 +520,14 @@ def _plain_backward(dy, cache, need_dx, ws):
         ref = im2col_conv.conv2d_forward(x, w, b, cache.g, backend, ws.part("im2col"))[1]
         d = dy * (cache.after > 0) if with_relu else dy
         return im2col_conv.conv2d_backward(d, ref, need_dx, ws.part("im2col"))
-    f, t = dy.shape[0], cache.t
-    dm = ws.empty("dm", (f, *cache.v.shape[1:]), dy.dtype)
-    (th, tw), n = cache.tiles, cache.x_shape[1]
+    f, t, (th, tw), n = dy.shape[0], cache.t, cache.tiles, cache.x_shape[1]
+    dm = _block(ws, "dm", f, n * th * tw, t.ALPHA, dy.dtype)
     dy = np.ascontiguousarray(dy)                   # the kernel reads its planes flat
     dm, db = _output_transform_adjoint(dy, _tile_map(th, tw, t.TILE, *dy.shape[2:]),
                                        *_scratch(ws, n * th * tw, t, dy.dtype), with_relu,
                                        cache.after if with_relu else dy, dm,
                                        ws.empty("db", (f,), dy.dtype))
-    return (*_backward(dm, cache, need_dx, ws), db)
+    return (*_backward(dm, f, cache, need_dx, ws), db)
 
 
 def conv2d_forward(x, w, b, g, backend, ws=None):
@@ -592,7 +598,7 @@ def conv_relu_pool_backward(dy, cache, need_dx=True, ws=None):
     if not isinstance(cache, WinogradCache):
         return im2col_fused.conv_relu_pool_backward(dy, cache, need_dx, ws.part("im2col"))
     f, t, (th, tw) = dy.shape[0], cache.t, cache.tiles
-    dm = ws.empty("dm", (f, *cache.v.shape[1:]), dy.dtype)
+    dm = _block(ws, "dm", f, cache.x_shape[1] * th * tw, t.ALPHA, dy.dtype)
     db = ws.empty("db", (f,), dy.dtype)
     if t.TILE == 2:
         length = dy[0].size
@@ -603,7 +609,7 @@ def conv_relu_pool_backward(dy, cache, need_dx=True, ws=None):
         dm, db = _pooled_adjoint_4x4(dy, cache.code, th, tw,
                                      *_scratch(ws, cache.x_shape[1] * th * tw, t, dy.dtype),
                                      dm, db)
-    return (*_backward(dm, cache, need_dx, ws), db)
+    return (*_backward(dm, f, cache, need_dx, ws), db)
 
 
 FUSED = {"conv2d/winograd": OpPair(conv2d_forward, conv2d_backward),

@@ -123,39 +123,39 @@ def input_row_adjoint(d, base, tw, rows):
 
 
 @kernel
-def output_tile(m, q):
-    """A^T M A for tile q of m (16, L): its outputs y00, y01, y10, y11."""
-    t0, u0 = _at(m[0, q], m[4, q], m[8, q], m[12, q])      # the columns of A^T M
-    t1, u1 = _at(m[1, q], m[5, q], m[9, q], m[13, q])
-    t2, u2 = _at(m[2, q], m[6, q], m[10, q], m[14, q])
-    t3, u3 = _at(m[3, q], m[7, q], m[11, q], m[15, q])
+def output_tile(m, f, q):
+    """A^T M A for tile q of filter f of m (16, F+, L+): its outputs y00, y01, y10, y11."""
+    t0, u0 = _at(m[0, f, q], m[4, f, q], m[8, f, q], m[12, f, q])      # the columns of A^T M
+    t1, u1 = _at(m[1, f, q], m[5, f, q], m[9, f, q], m[13, f, q])
+    t2, u2 = _at(m[2, f, q], m[6, f, q], m[10, f, q], m[14, f, q])
+    t3, u3 = _at(m[3, f, q], m[7, f, q], m[11, f, q], m[15, f, q])
     y00, y01 = _at(t0, t1, t2, t3)                          # the rows of (A^T M) A
     y10, y11 = _at(u0, u1, u2, u3)
     return y00, y01, y10, y11
 
 
 @kernel
-def output_tile_adjoint(y00, y01, y10, y11, d, q):
-    """d[:, q] = A dY A^T for the tile gradient dY = [[y00, y01], [y10, y11]]."""
+def output_tile_adjoint(y00, y01, y10, y11, d, f, q):
+    """d[:, f, q] = A dY A^T for the tile gradient dY = [[y00, y01], [y10, y11]]."""
     a0, a1, a2, a3 = _a(y00, y10)                        # the columns of A dY
     b0, b1, b2, b3 = _a(y01, y11)
-    d[0, q], d[1, q], d[2, q], d[3, q] = _a(a0, b0)      # the rows of (A dY) A^T
-    d[4, q], d[5, q], d[6, q], d[7, q] = _a(a1, b1)
-    d[8, q], d[9, q], d[10, q], d[11, q] = _a(a2, b2)
-    d[12, q], d[13, q], d[14, q], d[15, q] = _a(a3, b3)
+    d[0, f, q], d[1, f, q], d[2, f, q], d[3, f, q] = _a(a0, b0)      # the rows of (A dY) A^T
+    d[4, f, q], d[5, f, q], d[6, f, q], d[7, f, q] = _a(a1, b1)
+    d[8, f, q], d[9, f, q], d[10, f, q], d[11, f, q] = _a(a2, b2)
+    d[12, f, q], d[13, f, q], d[14, f, q], d[15, f, q] = _a(a3, b3)
 
 
 
 @kernel
-def output_tiles(m, tu, out):
-    """out[:, q] = output_tile(m, q) for every tile q of out (4, L) (tu: unused, winograd_f4x5
-    needs it)."""
+def output_tiles(m, f, tu, out):
+    """out[:, q] = output_tile(m, f, q) for every tile q of out (4, L) (tu: unused,
+    winograd_f4x5 needs it)."""
     for q in range(out.shape[1]):
-        out[0, q], out[1, q], out[2, q], out[3, q] = output_tile(m, q)
+        out[0, q], out[1, q], out[2, q], out[3, q] = output_tile(m, f, q)
 
 
 @kernel
-def output_tiles_adjoint(dy, d):
-    """output_tile_adjoint of the tile gradients dy[:, q] (dy (4, L)) into d[:, q]."""
+def output_tiles_adjoint(dy, d, f):
+    """output_tile_adjoint of the tile gradients dy[:, q] (dy (4, L)) into d[:, f, q]."""
     for q in range(dy.shape[1]):
-        output_tile_adjoint(dy[0, q], dy[1, q], dy[2, q], dy[3, q], d, q)
+        output_tile_adjoint(dy[0, q], dy[1, q], dy[2, q], dy[3, q], d, f, q)

@@ -186,13 +186,13 @@ def input_row_adjoint(d, base, tw, rows):
 # A loop over tiles that reads many rows at once does not vectorise: these run a pass
 # per column (row) of the tile, 8 streams in and 4 out, or 4 in and 8 out.
 @kernel
-def output_tiles(m, tu, out):
-    """out[4a + b, q] = (A^T M A)[a, b] for tile q, every tile of out (16, L).  tu: a
-    (32, L) scratch, the columns of A^T M."""
+def output_tiles(m, f, tu, out):
+    """out[4a + b, q] = (A^T M A)[a, b] for tile q of filter f of m (64, F+, L+), every tile
+    of out (16, L).  tu: a (32, L) scratch, the columns of A^T M."""
     count = out.shape[1]
     for s in range(8):                                       # the columns of A^T M
-        m0, m1, m2, m3 = m[s], m[8 + s], m[16 + s], m[24 + s]
-        m4, m5, m6, m7 = m[32 + s], m[40 + s], m[48 + s], m[56 + s]
+        m0, m1, m2, m3 = m[s, f], m[8 + s, f], m[16 + s, f], m[24 + s, f]
+        m4, m5, m6, m7 = m[32 + s, f], m[40 + s, f], m[48 + s, f], m[56 + s, f]
         t0, t1, t2, t3 = tu[s], tu[8 + s], tu[16 + s], tu[24 + s]
         for q in range(count):
             t0[q], t1[q], t2[q], t3[q] = _at(m0[q], m1[q], m2[q], m3[q], m4[q], m5[q], m6[q],
@@ -207,9 +207,9 @@ def output_tiles(m, tu, out):
 
 
 @kernel
-def output_tiles_adjoint(dy, tu, d):
-    """d[:, q] = A dY A^T for the tile gradients dY = dy[:, q] (row-major 4x4), every tile
-    of dy (16, L).  tu: a (32, L) scratch, the rows of dY A^T."""
+def output_tiles_adjoint(dy, tu, d, f):
+    """d[:, f, q] = A dY A^T for the tile gradients dY = dy[:, q] (row-major 4x4), every
+    tile of dy (16, L).  tu: a (32, L) scratch, the rows of dY A^T."""
     count = dy.shape[1]
     for a in range(4):                                       # row a of dY A^T: A dY[a]
         y0, y1, y2, y3 = dy[4 * a], dy[4 * a + 1], dy[4 * a + 2], dy[4 * a + 3]
@@ -220,8 +220,8 @@ def output_tiles_adjoint(dy, tu, d):
                                                                         y3[q])
     for s in range(8):                                       # column s of A (dY A^T)
         c0, c1, c2, c3 = tu[s], tu[8 + s], tu[16 + s], tu[24 + s]
-        e0, e1, e2, e3 = d[s], d[8 + s], d[16 + s], d[24 + s]
-        e4, e5, e6, e7 = d[32 + s], d[40 + s], d[48 + s], d[56 + s]
+        e0, e1, e2, e3 = d[s, f], d[8 + s, f], d[16 + s, f], d[24 + s, f]
+        e4, e5, e6, e7 = d[32 + s, f], d[40 + s, f], d[48 + s, f], d[56 + s, f]
         for q in range(count):
             e0[q], e1[q], e2[q], e3[q], e4[q], e5[q], e6[q], e7[q] = _a(c0[q], c1[q], c2[q],
                                                                         c3[q])
