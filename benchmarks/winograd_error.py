@@ -1,6 +1,6 @@
 """How far Winograd's float32 results are from the exact convolution: F(2x2, 3x3), which
 minicnn runs, against F(4x4, 3x3), the candidate for fewer multiplications; and for 5x5
-kernels F(2x2, 5x5) (minicnn's pooled convolutions) and F(4x4, 5x5) (its plain ones).
+kernels F(4x4, 5x5), which minicnn runs, against F(2x2, 5x5).
 
     python benchmarks/winograd_error.py                    # the lab model's second layer
     python benchmarks/winograd_error.py --filters 16,64,256 --out runs/winograd-error
