@@ -420,7 +420,7 @@ class WinogradCache(NamedTuple):
 
 # (kernel size, pooled) -> the transforms.  F(4x4, 3x3) was built and measured, and
 # dropped: on the lab model's 14x14 layer (4x4 tiles cover 16x16) it was 1.66x slower than
-# F(2x2, 3x3) at 16 channels, level at 64 and 8% faster at 256, with 5-6x its rounding
+# F(2x2, 3x3) at 16 channels, 4% slower at 64 and 8% faster at 256, with 5-6x its rounding
 # (docs/results.md).
 # F(2x2, 5x5) too, once F(4x4, 5x5) was faster on every shape measured.
 _TRANSFORMS = {(3, False): f3, (3, True): f3, (5, False): f45, (5, True): f45}
