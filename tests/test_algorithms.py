@@ -126,6 +126,8 @@ def test_tutorial_models_take_winograd_for_their_5x5_layers():
               for name in ("tf-mnist-tutorial", "cifar10-tutorial")]
     convs = [[s.algorithm for s in m.plan if "conv" in s.name] for m in models]
     assert convs == [["im2col", "winograd"], ["im2col", "winograd"]]
+    # cifar10's second convolution and its ReLU run as one Winograd step (conv_relu/winograd)
+    assert [s.name for s in models[1].plan if s.algorithm == "winograd"] == ["conv2d_1+relu_1"]
 
 
 @pytest.mark.parametrize("layer,match", [

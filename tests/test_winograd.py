@@ -87,7 +87,7 @@ def test_lab_model_shapes(pattern, channels):
 
 
 @pytest.mark.parametrize("pattern,x_shape,filters", [
-    ("conv2d", (64, 5, 12, 12), 64),            # cifar10-tutorial's second convolution
+    ("conv_relu", (64, 5, 12, 12), 64),         # cifar10-tutorial's second convolution
     ("conv_relu_pool", (32, 5, 14, 14), 64),    # tf-mnist-tutorial's second convolution
 ])
 def test_tutorial_model_shapes(pattern, x_shape, filters):
@@ -237,6 +237,33 @@ def test_non_finite_inputs_take_the_im2col_path(pattern, k):
     assert type(pair.forward(x, w, b, *static(pattern, g), NUMBA)[1]).__name__ == "WinogradCache"
     x[0, 0, 2, 2] = np.inf
     assert type(pair.forward(x, w, b, *static(pattern, g), NUMBA)[1]).__name__ != "WinogradCache"
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_only_a_non_finite_dy_takes_the_reference_backward(pattern, monkeypatch):
+    """With 4x4 tiles (5x5 kernels) a finite dy runs the Winograd backward; an infinity in dy
+    runs the reference from the cached x and w, whose gradients it then gives (NaN and
+    infinities where the reference puts them)."""
+    from minicnn.backend.numba_kernels import winograd
+    calls = []
+    for module, name in ((winograd.im2col_conv, "conv2d_backward"),
+                         (winograd.im2col_fused, "conv_relu_pool_backward")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name,
+                            lambda *a, real=real, **kw: calls.append(1) or real(*a, **kw))
+    x, w, b = inputs((3, 2, 9, 9), 4, np.float64, k=5)
+    g = window(9, 9, (5, 5), (1, 1), "same")
+    y, grads = run(pattern, NUMBA, x, w, b, g)
+    assert not calls and np.isfinite(grads[0]).all()
+    dy = np.random.default_rng(7).standard_normal(y.shape)
+    dy[1, 0, 1, 2] = np.inf
+    with np.errstate(invalid="ignore"):         # inf * 0 in the reference's sums
+        _, grads = run(pattern, NUMBA, x, w, b, g, dy)
+        _, want = run(pattern, REF, x, w, b, g, dy)
+    assert calls
+    for got, expected in zip(grads, want):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+        np.testing.assert_array_equal(np.isinf(got), np.isinf(expected))
 
 
 @pytest.mark.parametrize("kernel,stride", [((7, 7), (1, 1)), ((3, 3), (2, 2)), ((5, 5), (2, 2)),

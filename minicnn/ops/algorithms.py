@@ -21,7 +21,8 @@ ALGORITHMS = ("im2col", "direct", "winograd")
 # auto: direct up to this many input channels, Winograd (3x3, stride 1) from this many on,
 # Winograd for 5x5 kernels from 8.  F(4x4, 5x5) against im2col, conv + ReLU (+ pool),
 # forward and backward, one thread: 128 24x24 images to 64 filters, 0.72x im2col's speed
-# at 4 channels, 0.96x at 6, 1.19x at 8; 50 16x16 images to 32 filters, 1.8x from 4.
+# at 4 channels, 0.96x at 6, 1.19x at 8; 50 16x16 images to 32 filters, 1.1-1.5x at 3,
+# 1.8-1.9x at 4.
 DIRECT_MAX_CHANNELS = 2
 # ... and kernels up to 3x3: with 5x5 ones im2col is twice as fast (tf-mnist's first layer,
 # 1 channel to 32 filters, conv + ReLU + pool: 8.6 ms against 17.0, forward and backward)

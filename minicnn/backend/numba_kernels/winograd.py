@@ -94,9 +94,9 @@ from . import winograd_f2x3 as f3, winograd_f4x5 as f45
 
 # -- layout -----------------------------------------------------------------------
 def _row_length(n, itemsize):
-    """n rounded up to whole cache lines, an odd number of them, so that the rows of a
-    channel fall in different cache sets.  (Rows a power of two apart share sets: stored
-    (16, F, C), U's rows are 256 KiB apart at 256 channels, and its transform ran 3x slower.)"""
+    """n rounded up to whole cache lines, an odd number of them: the row length of a block,
+    and (with _block's R+) its matrices' size, so that the rows a transform writes at once
+    fall in different cache sets (see "Layout" above)."""
     per_line = 64 // itemsize
     lines = -(-n // per_line)
     return (lines + 1 - lines % 2) * per_line
@@ -111,7 +111,7 @@ def _stack(a, rows, cols):
 # -- weights --------------------------------------------------------------------
 @kernel
 def _weight_transform(w, u):
-    """u[f, alpha r + s, c] = (G w[f, c] G^T)[r, s]."""
+    """u[alpha r + s, f, c] = (G w[f, c] G^T)[r, s]."""
     f_, c_, r = w.shape[:3]
     for f in range(f_):
         for c in range(c_):
@@ -124,7 +124,7 @@ def _weight_transform(w, u):
 
 @kernel
 def _weight_transform_adjoint(du, dw):
-    """dw[f, c] = G^T D G, where D is du[f, :, c] read as an alpha x alpha tile."""
+    """dw[f, c] = G^T D G, where D is du[:, f, c] read as an alpha x alpha tile."""
     f_, c_, r = dw.shape[:3]
     for f in range(f_):
         for c in range(c_):
@@ -154,7 +154,7 @@ def _copy_into(plane, pt, pl, pad):
 
 @kernel
 def _input_transform(x, pt, pl, th, tw, size, pad, v):
-    """v[c, alpha r + s, (n * th + ti) * tw + tj] = (B^T d B)[r, s], where d is the input
+    """v[alpha r + s, c, (n * th + ti) * tw + tj] = (B^T d B)[r, s], where d is the input
     tile at rows m ti - pt.. and columns m tj - pl.. of x[c, n] (m: the output tile's
     size), zero outside the input.  pad: a _pad_shape scratch, so that the tile loop needs
     no bounds checks."""
@@ -176,7 +176,7 @@ def _input_transform(x, pt, pl, th, tw, size, pad, v):
 
 @kernel
 def _input_transform_adjoint(dv, pt, pl, th, tw, size, pad, dx):
-    """dx[c, n] = the tiles B D B^T (D = dv[c, :, tile] as alpha x alpha) added up where they
+    """dx[c, n] = the tiles B D B^T (D = dv[:, c, tile] as alpha x alpha) added up where they
     overlap, the padding dropped; pixels no tile reads get 0."""
     c_, n_, h, w = dx.shape
     alpha = pad.shape[0] - size * th + size
@@ -246,7 +246,7 @@ def _tile_map(th, tw, size, oh, ow):
 # run (the adjoint took 9 ns a pixel with the images outermost).
 @kernel
 def _output_transform(m, b, source, tu, tiles, with_relu, y):
-    """y[f, n] = the tiles A^T m[f] A + b[f], through a ReLU if ``with_relu``; a tile at an
+    """y[f, n] = the tiles A^T m[:, f] A + b[f], through a ReLU if ``with_relu``; a tile at an
     edge writes what fits.  source: _tile_map; tu, tiles: (m alpha, L) and (m^2, L)
     scratches (m: the tile's size)."""
     f_, n_ = y.shape[:2]
@@ -268,7 +268,7 @@ def _output_transform(m, b, source, tu, tiles, with_relu, y):
 
 @reduce
 def _output_transform_adjoint(dy, source, tu, tiles, with_relu, y, dm, db):
-    """dm[f, :, tile] = A dY A^T for each tile dY of dy[f] (zero beyond an edge), dy times
+    """dm[:, f, tile] = A dY A^T for each tile dY of dy[f] (zero beyond an edge), dy times
     (y > 0) first if ``with_relu`` (as the reference's ReLU: a NaN stays NaN); db[f] = the
     sum of that.  source: _tile_map; tu, tiles: (m alpha, L) and (m^2, L) scratches."""
     f_, n_ = dy.shape[:2]
@@ -302,10 +302,10 @@ def _output_transform_adjoint(dy, source, tu, tiles, with_relu, y, dm, db):
 
 @kernel
 def _output_transform_pooled(m, b, tu, tiles, y, code):
-    """y[f, q] = the largest of relu(tile q's four outputs A^T m[f] A + b[f]); code[f, q] =
+    """y[f, q] = the largest of relu(tile q's four outputs A^T m[:, f] A + b[f]); code[f, q] =
     its place in the tile (0..3, row-major), + 4 where it is > 0 (the ReLU mask).  ReLU
     before the max, as in the reference, so that the argmax is the reference's where
-    outputs tie at 0.  tu, tiles: (12, L) and (4, L) scratches."""
+    outputs tie at 0.  tu, tiles: (8, L) (unused here) and (4, L) scratches."""
     f_, length = y.shape
     zero = y.dtype.type(0)
     y00, y01, y10, y11 = tiles[0], tiles[1], tiles[2], tiles[3]
@@ -324,8 +324,8 @@ def _output_transform_pooled(m, b, tu, tiles, y, code):
 
 @reduce
 def _pooled_adjoint(dy, code, a, dm, db, g):
-    """dm[f, :, q] = A dY A^T, where the tile's gradient dY is zero but at its argmax (i, j),
-    where it is g = dy[f, q] * (ReLU passed): dm[f, alpha r + s, q] = A[r, i] A[s, j] g, by
+    """dm[:, f, q] = A dY A^T, where the tile's gradient dY is zero but at its argmax (i, j),
+    where it is g = dy[f, q] * (ReLU passed): dm[alpha r + s, f, q] = A[r, i] A[s, j] g, by
     selects (a NaN in dy must not reach the zeros).  a: A (alpha, 2), of dy's dtype;
     db[f] = the sum of g; g: an (L,) scratch.  One output stream per loop, so that each
     loop vectorises (sixteen in one loop ran 1.5x slower: the compiler cannot prove that
@@ -380,7 +380,7 @@ def _output_transform_pooled_4x4(m, b, th, tw, tu, tiles, y, code):
 
 @reduce
 def _pooled_adjoint_4x4(dy, code, th, tw, tu, tiles, dm, db):
-    """dm[f, :, tile] = A dY A^T, where the 4x4 tile's gradient dY is zero but at each of its
+    """dm[:, f, tile] = A dY A^T, where the 4x4 tile's gradient dY is zero but at each of its
     windows' argmax, where it is dy * (ReLU passed); db[f] = the sum of those.  tu, tiles:
     (4 alpha, L) and (16, L) scratches."""
     f_, n_, ph, pw = dy.shape
@@ -418,12 +418,12 @@ class WinogradCache(NamedTuple):
     after: Any      # conv_relu only: its output y, whose y > 0 is the ReLU's mask
 
 
-# (kernel size, pooled) -> the transforms.  F(4x4, 3x3) was built and measured, and
+# kernel size -> the transforms, plain or pooled.  F(4x4, 3x3) was built and measured, and
 # dropped: on the lab model's 14x14 layer (4x4 tiles cover 16x16) it was 1.66x slower than
 # F(2x2, 3x3) at 16 channels, 4% slower at 64 and 8% faster at 256, with 5-6x its rounding
 # (docs/results.md).
 # F(2x2, 5x5) too, once F(4x4, 5x5) was faster on every shape measured.
-_TRANSFORMS = {(3, False): f3, (3, True): f3, (5, False): f45, (5, True): f45}
+_TRANSFORMS = {3: f3, 5: f45}
 # dtype -> F(2x2, 3x3)'s A (4, 2) in that dtype, made once, not on every backward
 _A = {dtype: f3.A.astype(dtype) for dtype in (np.float32, np.float64)}
 
@@ -497,7 +497,7 @@ def _backward(dm, f, cache, need_dx, ws):
 def _plain_forward(x, w, b, g, backend, ws, with_relu):
     """conv2d_forward and conv_relu_forward; None where x or w is not finite."""
     _check(g)
-    t = _TRANSFORMS[g.kh, False]
+    t = _TRANSFORMS[g.kh]
     th, tw = -(-g.oh // t.TILE), -(-g.ow // t.TILE)
     transformed = _transform_and_multiply(x, w, g, th, tw, t, ws)
     if transformed is None:
@@ -569,7 +569,7 @@ def conv_relu_pool_forward(x, w, b, g, pool_g, backend, ws=None):
     _check(g)
     ws = ws or Workspace(np)
     ph, pw = g.oh // 2, g.ow // 2
-    t = _TRANSFORMS[g.kh, True]
+    t = _TRANSFORMS[g.kh]
     th, tw = (ph, pw) if t.TILE == 2 else (-(-ph // 2), -(-pw // 2))
     transformed = _transform_and_multiply(x, w, g, th, tw, t, ws)
     if transformed is None:
