@@ -3,8 +3,9 @@
 minicnn uses k cores by cutting each batch into shards (one per thread by
 default) that k threads take as they come free (``Sequential(threads=k)``, see
 parallel/shards.py), every thread running serial kernels.  BLAS must then run
-one thread per call: two thread pools that each want every core fight for them (on 2 cores, 2 Numba + 2 OpenBLAS threads
-measured 72 ms per step against 9 ms with one pool; docs/backends.md).
+one thread per call: two thread pools that each want every core fight for them
+(on 2 cores, 2 Numba + 2 OpenBLAS threads measured 72 ms per step against 9 ms
+with one pool; docs/backends.md).
 Constructing a backend or a model never changes a thread setting.
 """
 import os

@@ -119,47 +119,51 @@ def weight_tile(k, out, c):
 
 
 @kernel
+def _gt_column(d, s, c):
+    """G^T applied down column s of the 8x8 tile d[:, c] (row-major)."""
+    return _gt(d[s, c], d[8 + s, c], d[16 + s, c], d[24 + s, c], d[32 + s, c], d[40 + s, c],
+               d[48 + s, c], d[56 + s, c])
+
+
+@kernel
 def weight_tile_adjoint(d, c, k):
     """k = G^T D G, where D is d[:, c] read as an 8x8 tile."""
-    e0 = _gt(d[0, c], d[8, c], d[16, c], d[24, c], d[32, c], d[40, c], d[48, c], d[56, c])
-    e1 = _gt(d[1, c], d[9, c], d[17, c], d[25, c], d[33, c], d[41, c], d[49, c], d[57, c])
-    e2 = _gt(d[2, c], d[10, c], d[18, c], d[26, c], d[34, c], d[42, c], d[50, c], d[58, c])
-    e3 = _gt(d[3, c], d[11, c], d[19, c], d[27, c], d[35, c], d[43, c], d[51, c], d[59, c])
-    e4 = _gt(d[4, c], d[12, c], d[20, c], d[28, c], d[36, c], d[44, c], d[52, c], d[60, c])
-    e5 = _gt(d[5, c], d[13, c], d[21, c], d[29, c], d[37, c], d[45, c], d[53, c], d[61, c])
-    e6 = _gt(d[6, c], d[14, c], d[22, c], d[30, c], d[38, c], d[46, c], d[54, c], d[62, c])
-    e7 = _gt(d[7, c], d[15, c], d[23, c], d[31, c], d[39, c], d[47, c], d[55, c], d[63, c])
-    for i in range(5):                                   # the columns of G^T D, then (G^T D) G
+    e0, e1, e2, e3 = (_gt_column(d, 0, c), _gt_column(d, 1, c), _gt_column(d, 2, c),
+                      _gt_column(d, 3, c))                         # the columns of G^T D
+    e4, e5, e6, e7 = (_gt_column(d, 4, c), _gt_column(d, 5, c), _gt_column(d, 6, c),
+                      _gt_column(d, 7, c))
+    for i in range(5):                                             # the rows of (G^T D) G
         k[i, 0], k[i, 1], k[i, 2], k[i, 3], k[i, 4] = _gt(e0[i], e1[i], e2[i], e3[i], e4[i],
                                                           e5[i], e6[i], e7[i])
 
 
 @kernel
+def _bt_column(rows, j):
+    """B^T applied down column j of the eight rows (8, W)."""
+    return _bt(rows[0, j], rows[1, j], rows[2, j], rows[3, j], rows[4, j], rows[5, j],
+               rows[6, j], rows[7, j])
+
+
+@kernel
 def input_row(rows, base, tw, out):
     """out[:, base + tj] = B^T d B for the tw tiles d = rows[:, 4tj:4tj + 8] of one tile row."""
-    r0, r1, r2, r3, r4, r5, r6, r7 = (rows[0], rows[1], rows[2], rows[3], rows[4], rows[5],
-                                      rows[6], rows[7])
     for tj in range(tw):
         q, s = base + tj, 4 * tj
-        c0 = _bt(r0[s], r1[s], r2[s], r3[s], r4[s], r5[s], r6[s], r7[s])  # columns of B^T d
-        c1 = _bt(r0[s + 1], r1[s + 1], r2[s + 1], r3[s + 1], r4[s + 1], r5[s + 1], r6[s + 1],
-                 r7[s + 1])
-        c2 = _bt(r0[s + 2], r1[s + 2], r2[s + 2], r3[s + 2], r4[s + 2], r5[s + 2], r6[s + 2],
-                 r7[s + 2])
-        c3 = _bt(r0[s + 3], r1[s + 3], r2[s + 3], r3[s + 3], r4[s + 3], r5[s + 3], r6[s + 3],
-                 r7[s + 3])
-        c4 = _bt(r0[s + 4], r1[s + 4], r2[s + 4], r3[s + 4], r4[s + 4], r5[s + 4], r6[s + 4],
-                 r7[s + 4])
-        c5 = _bt(r0[s + 5], r1[s + 5], r2[s + 5], r3[s + 5], r4[s + 5], r5[s + 5], r6[s + 5],
-                 r7[s + 5])
-        c6 = _bt(r0[s + 6], r1[s + 6], r2[s + 6], r3[s + 6], r4[s + 6], r5[s + 6], r6[s + 6],
-                 r7[s + 6])
-        c7 = _bt(r0[s + 7], r1[s + 7], r2[s + 7], r3[s + 7], r4[s + 7], r5[s + 7], r6[s + 7],
-                 r7[s + 7])
-        for r in range(8):                                               # rows of (B^T d) B
+        c0, c1, c2, c3 = (_bt_column(rows, s), _bt_column(rows, s + 1), _bt_column(rows, s + 2),
+                          _bt_column(rows, s + 3))                 # the columns of B^T d
+        c4, c5, c6, c7 = (_bt_column(rows, s + 4), _bt_column(rows, s + 5),
+                          _bt_column(rows, s + 6), _bt_column(rows, s + 7))
+        for r in range(8):                                         # the rows of (B^T d) B
             t = _bt(c0[r], c1[r], c2[r], c3[r], c4[r], c5[r], c6[r], c7[r])
             for j in range(8):
                 out[8 * r + j, q] = t[j]
+
+
+@kernel
+def _b_row(d, first, q):
+    """B applied to the eight values d[first:first + 8, q] (a row of the 8x8 tile q)."""
+    return _b(d[first, q], d[first + 1, q], d[first + 2, q], d[first + 3, q], d[first + 4, q],
+              d[first + 5, q], d[first + 6, q], d[first + 7, q])
 
 
 @kernel
@@ -167,14 +171,8 @@ def input_row_adjoint(d, base, tw, rows):
     """rows[:, 4tj:4tj + 8] += B D B^T for the tw tiles D = d[:, base + tj] of one tile row."""
     for tj in range(tw):
         q, s = base + tj, 4 * tj
-        a0 = _b(d[0, q], d[1, q], d[2, q], d[3, q], d[4, q], d[5, q], d[6, q], d[7, q])
-        a1 = _b(d[8, q], d[9, q], d[10, q], d[11, q], d[12, q], d[13, q], d[14, q], d[15, q])
-        a2 = _b(d[16, q], d[17, q], d[18, q], d[19, q], d[20, q], d[21, q], d[22, q], d[23, q])
-        a3 = _b(d[24, q], d[25, q], d[26, q], d[27, q], d[28, q], d[29, q], d[30, q], d[31, q])
-        a4 = _b(d[32, q], d[33, q], d[34, q], d[35, q], d[36, q], d[37, q], d[38, q], d[39, q])
-        a5 = _b(d[40, q], d[41, q], d[42, q], d[43, q], d[44, q], d[45, q], d[46, q], d[47, q])
-        a6 = _b(d[48, q], d[49, q], d[50, q], d[51, q], d[52, q], d[53, q], d[54, q], d[55, q])
-        a7 = _b(d[56, q], d[57, q], d[58, q], d[59, q], d[60, q], d[61, q], d[62, q], d[63, q])
+        a0, a1, a2, a3 = _b_row(d, 0, q), _b_row(d, 8, q), _b_row(d, 16, q), _b_row(d, 24, q)
+        a4, a5, a6, a7 = _b_row(d, 32, q), _b_row(d, 40, q), _b_row(d, 48, q), _b_row(d, 56, q)
         for j in range(8):                               # the rows of D B^T, then B (D B^T)
             column = _b(a0[j], a1[j], a2[j], a3[j], a4[j], a5[j], a6[j], a7[j])
             for i in range(8):
