@@ -43,9 +43,10 @@ class Backend:
         windows add up)."""
         raise NotImplementedError
 
-    def maxpool_forward(self, x, g, out, argmax):
+    def maxpool_forward(self, x, g, out, argmax, ws=None):
         """x (C, N, H, W) -> out (C, N, OH, OW) and argmax int32 (C, N, OH, OW), the flat index
-        h * W + w of each window's first (row-major) maximum; padding never wins, NaN does."""
+        h * W + w of each window's first (row-major) maximum; padding never wins, NaN does.
+        ws: a Workspace for the scratch a backend needs (None: allocate it)."""
         raise NotImplementedError
 
     def maxpool_backward(self, dy, argmax, g, out):

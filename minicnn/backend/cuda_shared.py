@@ -219,7 +219,7 @@ class CudaKernelBackend(Backend):
         self.launch("col2im", col=col, dx=out, total=out.size, N=n, H=h, W=w, **self._window(g))
         return out
 
-    def maxpool_forward(self, x, g, out, argmax):
+    def maxpool_forward(self, x, g, out, argmax, ws=None):
         x = self.xp.ascontiguousarray(x)
         c, n, h, w = x.shape
         _check_shape("maxpool_forward", "out", out, (c, n, g.oh, g.ow))

@@ -47,8 +47,8 @@ class NumbaBackend(Backend):
     def col2im(self, col, g, out):
         return self._columns.col2im(col, g, out)
 
-    def maxpool_forward(self, x, g, out, argmax):
-        return self._pool.maxpool_forward(x, g, out, argmax)
+    def maxpool_forward(self, x, g, out, argmax, ws=None):
+        return self._pool.maxpool_forward(x, g, out, argmax, ws)
 
     def maxpool_backward(self, dy, argmax, g, out):
         return self._pool.maxpool_backward(dy, argmax, out)

@@ -44,7 +44,7 @@ class NumpyBackend(Backend):
         out[...] = dxpad[:, :, g.pad_top:g.pad_top + h, g.pad_left:g.pad_left + w]
         return out
 
-    def maxpool_forward(self, x, g, out, argmax):
+    def maxpool_forward(self, x, g, out, argmax, ws=None):
         h, w = x.shape[2:]
         xpad = _padded(x, g, -np.inf)
         real = _padded(np.ones((1, 1, h, w), bool), g, False)

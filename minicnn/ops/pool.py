@@ -16,7 +16,7 @@ def maxpool_forward(x, g, backend, ws=None):
     ws = ws or Workspace(backend.xp)
     shape = (*x.shape[:2], g.oh, g.ow)
     y, argmax = backend.maxpool_forward(x, g, ws.empty("y", shape, x.dtype),
-                                        ws.empty("argmax", shape, "int32"))
+                                        ws.empty("argmax", shape, "int32"), ws.part("scratch"))
     return y, PoolCache(argmax, x.shape, g, backend)
 
 

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ...ops.workspace import Workspace
 from . import first_max, kernel
 
 
@@ -106,10 +107,13 @@ def _maxpool_backward(dy, argmax, dx):
                 plane[a[q]] += d[q]
 
 
-def maxpool_forward(x, g, y, argmax):
+def maxpool_forward(x, g, y, argmax, ws=None):
+    """y, argmax = the maxima of x's windows and their flat pixels; the scratch (a channel's
+    phases, its running maxima and argmaxes) from workspace ws."""
     p = pool_planes(g, *x.shape[1:])
-    phases = np.empty((g.sh * g.sw, p.stride), x.dtype)
-    best, arg = np.empty(p.first.size, x.dtype), np.empty(p.first.size, np.int32)
+    ws = ws or Workspace(np)
+    phases = ws.empty("phases", (g.sh * g.sw, p.stride), x.dtype)
+    best, arg = ws.empty("best", p.first.shape, x.dtype), ws.empty("arg", p.first.shape, np.int32)
     _maxpool_forward(x, g.kh, g.kw, g.sh, g.sw, g.pad_top, g.pad_left, p.hh, p.ww, p.target,
                      p.first, p.origin, phases, best, arg, y, argmax)
     return y, argmax
