@@ -29,6 +29,8 @@ POOL_CASES = [
     ((3, 1, 7, 9), (3, 3), (3, 3), "same"),
     ((2, 2, 6, 7), (3, 2), (2, 2), (1, 1)),
     ((1, 2, 7, 5), (3, 3), (2, 2), (1, 1)),          # windows hanging over the padding
+    ((2, 3, 8, 7), (2, 2), (3, 3), "valid"),         # strides longer than the window
+    ((3, 2, 9, 8), (2, 3), (3, 4), "same"),
 ]
 
 

@@ -105,6 +105,21 @@ def test_maxpool(kernel_backend, rng, case, dtype, kind):
     agree(b, dx, REF.maxpool_backward(dy, want_argmax, g, np.empty(x_shape, dtype)), dtype)
 
 
+def test_a_pool_window_of_padding_alone_points_inside_its_plane(rng):
+    """The layers refuse padding as wide as the window, but the op takes any window(): a
+    window that holds no pixel must still point at one, so that backward writes inside."""
+    b = get_backend("numba")
+    g = window(4, 5, (1, 1), (1, 1), (1, 1))        # the border windows hold padding alone
+    x = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    y, argmax = b.maxpool_forward(x, g, np.empty((2, 3, 6, 7), np.float32),
+                                  np.empty((2, 3, 6, 7), np.int32))
+    assert np.isneginf(y[:, :, 0]).all() and np.isneginf(y[:, :, :, -1]).all()
+    np.testing.assert_array_equal(y[:, :, 1:-1, 1:-1], x)
+    assert argmax.min() >= 0 and argmax.max() < 4 * 5
+    dx = b.maxpool_backward(np.ones_like(y), argmax, g, np.empty_like(x))
+    assert dx.sum() == y.size
+
+
 # -- launch: the table's names, dtypes and layout are enforced ----------------------
 def test_launch_refuses_a_wrong_set_of_keywords():
     b = get_backend("cudasim")
