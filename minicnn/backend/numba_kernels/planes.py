@@ -166,6 +166,33 @@ def phase_planes(x, p, ws):
     return to_phase_planes(x, p, ws.empty("planes", (c, n, p.s * p.s, p.hh * p.ww), x.dtype))
 
 
+@kernel
+def _gather_batch(images, index, plane, out):
+    """out[k, n * plane + z] = images[n, index[k * plane + z]] (0 where the index is < 0),
+    and 0 after the last image."""
+    zero = out.dtype.type(0)
+    for k in range(out.shape[0]):
+        row, taken = out[k], index[k * plane:]
+        for n in range(images.shape[0]):
+            src, dst = images[n], row[n * plane:]
+            for z in range(plane):
+                i = taken[z]
+                dst[z] = src[max(i, 0)] if i >= 0 else zero
+        for z in range(images.shape[0] * plane, row.size):
+            row[z] = zero
+
+
+def batch_phase_planes(x, p, ws):
+    """The phase planes of one-channel images x (1, N, H, W), image after image: (s*s,
+    N * hh * ww + ww + 1), image n's phase k at [k, n * hh * ww:], then zeros (the
+    largest tap shift, ww + 1), so that one view of a phase serves every image of the
+    batch (direct.py's one-channel path)."""
+    n, plane = x.shape[1], p.hh * p.ww
+    out = ws.empty("batch_planes", (p.s * p.s, n * plane + p.ww + 1), x.dtype)
+    _gather_batch(x[0].reshape(n, -1), p.source, plane, out)
+    return out
+
+
 def pooled_outputs(ws, f, n, p, dtype):
     """The buffers of a fused conv + ReLU + 2x2 pool output, in workspace ws: y (F, N, PH, PW)
     compact, and at row stride ww, for backward, y_pad (its sign is the ReLU mask) and the
