@@ -105,6 +105,32 @@ def test_convolutions(backend_name, rng):
     assert check_convolutions(b, x, w, bias, (0, 1, 1, 1), rng) >= 3
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered")     # inf * 0, on purpose
+@pytest.mark.parametrize("pixel", [(0, 7, 7), (1, 0, 3), (1, 3, 7), (2, 7, 0), (2, 0, 0)])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_the_first_layers_batch_pass_reads_no_pixel_the_reference_does_not(pixel, bad, rng):
+    """The direct kernel's one-channel path runs one pass over a batch's phase planes laid
+    image after image: entries between windows read pixels of the edge and of the next image.
+    Their gradient is 0, and 0 times a NaN or an infinity is NaN: a NaN or an infinity at an
+    image's edge must reach dw exactly where it reaches the reference's."""
+    b = get_backend("numba")
+    g, pool = window(8, 8, (3, 3), (1, 1), "same"), window(8, 8, (2, 2), (2, 2), "valid")
+    x = rng.standard_normal((1, 3, 8, 8)).astype(np.float32)
+    x[(0, *pixel)] = bad
+    w = rng.standard_normal((2, 1, 3, 3)).astype(np.float32)
+    bias = rng.standard_normal(2).astype(np.float32)
+    pair = b.fused["conv_relu_pool/direct"]
+    y, cache = pair.forward(x, w, bias, g, pool, b)
+    assert cache.batched
+    want, ref_cache = ops.reference_of("conv_relu_pool/direct")[0](x, w, bias, g, pool, REF)
+    same_nan_pattern(y, want, "forward")
+    dy = rng.standard_normal(want.shape).astype(np.float32)
+    _, dw, db = pair.backward(dy, cache, need_dx=False)
+    _, want_dw, want_db = ops.reference_of("conv_relu_pool/direct")[1](dy, ref_cache, False)
+    same_nan_pattern(dw, want_dw, "dw")
+    same_nan_pattern(db, want_db, "db")
+
+
 @pytest.mark.parametrize("backend_name", ALL_BACKENDS)
 def test_dead_units_send_a_nan_gradient_where_the_reference_does(backend_name, rng):
     """Windows whose four conv outputs are all negative (a dead unit: bias -100) tie at 0

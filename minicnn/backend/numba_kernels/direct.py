@@ -32,7 +32,8 @@ from ...ops import OpPair
 from ...ops.workspace import Workspace
 from . import first_max, kernel, ordered_sum, reduce, relu
 from .planes import (Planes, batch_phase_planes, compact, expand, from_phase_planes, phase_planes,
-                     plane_geometry, pool_epilogue, pooled_outputs, tap_view, unpool_plane)
+                     plane_geometry, pool_epilogue, pooled_outputs, tap_view, unpool_plane,
+                     window_mask)
 
 
 @kernel
@@ -136,8 +137,8 @@ def _forward_pooled(planes, w, b, ww, y, y_pad, argmax, acc):
 @kernel
 def _forward_pooled_one_channel(phases, w, b, ww, y, y_pad, argmax):
     """One input channel, 3x3: for every filter, one pass over the whole batch's windows
-    (phases: batch_phase_planes; y_pad, argmax (F, N * HH * WW), image n's windows from
-    n * HH * WW at row stride ww), then y[f, n] compact."""
+    (phases: batch_phase_planes; y_pad, argmax (F, N * hh * ww), image n's windows from
+    n * hh * ww at row stride ww), then y[f, n] compact."""
     f_, n_ = y.shape[:2]
     plane = y_pad.shape[1] // n_
     views = _sixteen_views(phases, ww)
@@ -219,32 +220,44 @@ def _backward_phases(planes, w, dz, f, n, s, ww, length, dw, dplanes, need_dx):
 
 
 @reduce
-def _pooled_grad_one_channel_3x3(dy_pad, y_pad, argmax, length, g,
+def _pooled_grad_one_channel_3x3(dy_pad, y_pad, argmax, length, g, real,
                                  v00, v01, v02, v03, v10, v11, v12, v13, v20, v21, v22, v23,
                                  v30, v31, v32, v33):
     """The nine dw taps of one plane, one input channel, in one pass: at each window q the
     pooled gradient goes through the ReLU mask (a multiplication, as unpool_relu) to the
     phase of its argmax, and tap (ky, kx) gathers phase (dy, dx) times view (dy + ky,
-    dx + kx).  g gets the masked gradient, for db's fixed-order sum."""
+    dx + kx).  g gets the masked gradient, for db's fixed-order sum.  real[q] is 0 at the
+    entries between a plane's windows (padding columns, and rows between images): their
+    gradient is 0, but 0 times a NaN or infinite pixel they read is NaN, which the
+    reference, without such windows, does not have; so they are left out by a select."""
     zero = dy_pad.dtype.type(0)
     t0 = t1 = t2 = t3 = t4 = t5 = t6 = t7 = t8 = zero
     for q in range(length):
         m = dy_pad[q] * (y_pad[q] > zero)
         g[q] = m
-        k = argmax[q]
+        k, inside = argmax[q], real[q] != 0
         g0 = m if k == 0 else zero
         g1 = m if k == 1 else zero
         g2 = m if k == 2 else zero
         g3 = m if k == 3 else zero
-        t0 += g0 * v00[q] + g1 * v01[q] + g2 * v10[q] + g3 * v11[q]
-        t1 += g0 * v01[q] + g1 * v02[q] + g2 * v11[q] + g3 * v12[q]
-        t2 += g0 * v02[q] + g1 * v03[q] + g2 * v12[q] + g3 * v13[q]
-        t3 += g0 * v10[q] + g1 * v11[q] + g2 * v20[q] + g3 * v21[q]
-        t4 += g0 * v11[q] + g1 * v12[q] + g2 * v21[q] + g3 * v22[q]
-        t5 += g0 * v12[q] + g1 * v13[q] + g2 * v22[q] + g3 * v23[q]
-        t6 += g0 * v20[q] + g1 * v21[q] + g2 * v30[q] + g3 * v31[q]
-        t7 += g0 * v21[q] + g1 * v22[q] + g2 * v31[q] + g3 * v32[q]
-        t8 += g0 * v22[q] + g1 * v23[q] + g2 * v32[q] + g3 * v33[q]
+        c0 = g0 * v00[q] + g1 * v01[q] + g2 * v10[q] + g3 * v11[q]
+        c1 = g0 * v01[q] + g1 * v02[q] + g2 * v11[q] + g3 * v12[q]
+        c2 = g0 * v02[q] + g1 * v03[q] + g2 * v12[q] + g3 * v13[q]
+        c3 = g0 * v10[q] + g1 * v11[q] + g2 * v20[q] + g3 * v21[q]
+        c4 = g0 * v11[q] + g1 * v12[q] + g2 * v21[q] + g3 * v22[q]
+        c5 = g0 * v12[q] + g1 * v13[q] + g2 * v22[q] + g3 * v23[q]
+        c6 = g0 * v20[q] + g1 * v21[q] + g2 * v30[q] + g3 * v31[q]
+        c7 = g0 * v21[q] + g1 * v22[q] + g2 * v31[q] + g3 * v32[q]
+        c8 = g0 * v22[q] + g1 * v23[q] + g2 * v32[q] + g3 * v33[q]
+        t0 += c0 if inside else zero
+        t1 += c1 if inside else zero
+        t2 += c2 if inside else zero
+        t3 += c3 if inside else zero
+        t4 += c4 if inside else zero
+        t5 += c5 if inside else zero
+        t6 += c6 if inside else zero
+        t7 += c7 if inside else zero
+        t8 += c8 if inside else zero
     return t0, t1, t2, t3, t4, t5, t6, t7, t8
 
 
@@ -265,11 +278,12 @@ def _backward_pooled(dy, y_pad, argmax, planes, w, ww, need_dx, dw, db, dplanes,
 
 
 @reduce
-def _backward_pooled_one_channel(dy, y_pad, argmax, phases, ww, length, dw, db, dy_pad, g):
+def _backward_pooled_one_channel(dy, y_pad, argmax, phases, ww, length, real, dw, db, dy_pad,
+                                 g):
     """One input channel, 3x3, no dx: per filter, the pooled gradient expanded over the
     whole batch's windows (dy_pad, zero between images), then the nine dw taps in one pass
-    (_pooled_grad_one_channel_3x3); db summed image by image in a fixed order, the bits
-    of the general path."""
+    (_pooled_grad_one_channel_3x3, the entries between windows left out where real is 0);
+    db summed image by image in a fixed order, the bits of the general path."""
     f_, n_ = dy.shape[:2]
     plane = y_pad.shape[1] // n_
     views = _sixteen_views(phases, ww)
@@ -277,7 +291,8 @@ def _backward_pooled_one_channel(dy, y_pad, argmax, phases, ww, length, dw, db, 
     for f in range(f_):
         for n in range(n_):
             expand(dy[f, n], ww, dy_pad[n * plane:])
-        t = _pooled_grad_one_channel_3x3(dy_pad, y_pad[f], argmax[f], y_pad.shape[1], g, *views)
+        t = _pooled_grad_one_channel_3x3(dy_pad, y_pad[f], argmax[f], y_pad.shape[1], g, real,
+                                         *views)
         for k in range(9):
             dw[f, 0, k // 3, k % 3] = t[k]
         total = dy.dtype.type(0)
@@ -306,7 +321,8 @@ def _backward_plain(dy, planes, w, ww, need_dx, dw, db, dplanes, dz):
 
 
 class DirectCache(NamedTuple):
-    planes: Any     # (C, N, s*s, hh*ww) phase planes of the padded input; batched: (s*s, X)
+    planes: Any     # (C, N, s*s, hh*ww) phase planes of the padded input; batched:
+                    # (s*s, N*hh*ww + ww + 1), batch_phase_planes
     w: Any
     x_shape: tuple
     p: Planes
@@ -325,7 +341,7 @@ def _per_image(cache, ws):
     first layer, where the batched path runs, needs none)."""
     p, (f, n) = cache.p, (cache.w.shape[0], cache.x_shape[1])
     plane, dtype = p.hh * p.ww, cache.y_pad.dtype
-    planes = ws.empty("planes", (1, n, p.s * p.s, plane), dtype)
+    planes = ws.empty("planes_per_image", (1, n, p.s * p.s, plane), dtype)
     planes[0] = cache.planes[:, :n * plane].reshape(-1, n, plane).transpose(1, 0, 2)
     y_pad = ws.empty("y_pad_per_image", (f, n, p.length), dtype)
     argmax = ws.empty("argmax_per_image", (f, n, p.length), np.uint8)
@@ -389,12 +405,13 @@ def conv_relu_pool_backward(dy, cache, need_dx=True, ws=None):
     """dy (F, N, PH, PW) -> (dx or None, dw, db)."""
     ws = ws or Workspace(np)
     if cache.batched and not need_dx:
-        f, length = cache.y_pad.shape
+        p, (f, windows) = cache.p, cache.y_pad.shape
         dw, db = ws.empty("dw", cache.w.shape, dy.dtype), ws.empty("db", (f,), dy.dtype)
-        _backward_pooled_one_channel(dy, cache.y_pad, cache.argmax, cache.planes, cache.p.ww,
-                                     cache.p.length, dw, db,
-                                     ws.empty("dy_pad", (length,), dy.dtype),
-                                     ws.empty("g", (length,), dy.dtype))
+        real = window_mask(p.rows, p.cols, p.hh, p.ww, cache.x_shape[1])
+        _backward_pooled_one_channel(dy, cache.y_pad, cache.argmax, cache.planes, p.ww,
+                                     p.length, real, dw, db,
+                                     ws.empty("dy_pad", (windows,), dy.dtype),
+                                     ws.empty("g", (windows,), dy.dtype))
         return None, dw, db
     if cache.batched:
         cache = _per_image(cache, ws)

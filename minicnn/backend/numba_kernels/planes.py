@@ -193,6 +193,16 @@ def batch_phase_planes(x, p, ws):
     return out
 
 
+@functools.lru_cache(maxsize=16)
+def window_mask(rows, cols, hh, ww, n):
+    """uint8 (n * hh * ww,): 1 at the entries of n planes laid out image after image that are
+    windows (i < rows, j < cols), 0 at the padding columns and the rows between images."""
+    i, j = np.divmod(np.arange(hh * ww), ww)
+    mask = np.tile(((i < rows) & (j < cols)).astype(np.uint8), n)
+    mask.setflags(write=False)          # cached, read by every thread's kernels
+    return mask
+
+
 def pooled_outputs(ws, f, n, p, dtype):
     """The buffers of a fused conv + ReLU + 2x2 pool output, in workspace ws: y (F, N, PH, PW)
     compact, and at row stride ww, for backward, y_pad (its sign is the ReLU mask) and the
