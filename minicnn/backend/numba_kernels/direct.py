@@ -19,10 +19,10 @@ batch at once: its phase planes lie image after image (batch_phase_planes), so
 each of the 16 tap views serves every image, and each filter is one pass over
 all of the batch's windows, forward and backward (dw without dx), instead of
 one short pass per image.  The lab model's first layer went from 0.53-0.58 to
-0.40 ms forward and from 0.55-0.58 to 0.39 ms backward at 16 filters, from
-2.1-2.3 to 1.2-1.6 and from 2.3-2.5 to 1.3-1.8 ms at 64 (batch 50, one thread,
-alternated runs).  Its cache keeps that layout; a backward that needs dx
-copies it into the general one first (_per_image).
+0.40 ms forward and from 0.55-0.58 to 0.31-0.43 ms backward at 16 filters, from
+2.1-2.3 to 1.2-1.6 and from 2.3-2.5 to 1.5-1.9 ms at 64 (batch 50, one thread,
+alternated runs; docs/results.md).  Its cache keeps that layout; a backward that
+needs dx copies it into the general one first (_per_image).
 """
 from typing import Any, NamedTuple
 

@@ -166,22 +166,6 @@ def phase_planes(x, p, ws):
     return to_phase_planes(x, p, ws.empty("planes", (c, n, p.s * p.s, p.hh * p.ww), x.dtype))
 
 
-@kernel
-def _gather_batch(images, index, plane, out):
-    """out[k, n * plane + z] = images[n, index[k * plane + z]] (0 where the index is < 0),
-    and 0 after the last image."""
-    zero = out.dtype.type(0)
-    for k in range(out.shape[0]):
-        row, taken = out[k], index[k * plane:]
-        for n in range(images.shape[0]):
-            src, dst = images[n], row[n * plane:]
-            for z in range(plane):
-                i = taken[z]
-                dst[z] = src[max(i, 0)] if i >= 0 else zero
-        for z in range(images.shape[0] * plane, row.size):
-            row[z] = zero
-
-
 def batch_phase_planes(x, p, ws):
     """The phase planes of one-channel images x (1, N, H, W), image after image: (s*s,
     N * hh * ww + ww + 1), image n's phase k at [k, n * hh * ww:], then zeros (the
@@ -189,7 +173,10 @@ def batch_phase_planes(x, p, ws):
     batch (direct.py's one-channel path)."""
     n, plane = x.shape[1], p.hh * p.ww
     out = ws.empty("batch_planes", (p.s * p.s, n * plane + p.ww + 1), x.dtype)
-    _gather_batch(x[0].reshape(n, -1), p.source, plane, out)
+    images = x[0].reshape(n, -1)
+    for k in range(p.s * p.s):      # phase k of every image: the gather of to_phase_planes
+        _gather(images, p.source[k * plane:(k + 1) * plane], out[k, :n * plane].reshape(n, -1))
+    out[:, n * plane:] = 0
     return out
 
 
