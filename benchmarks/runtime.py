@@ -24,6 +24,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np  # noqa: E402
+
 import frameworks  # noqa: E402
 from common import add_study_flags  # noqa: E402
 
@@ -78,7 +80,8 @@ def minicnn_point(result):
 
 
 def framework_point(contender, args, data):
-    seconds = sum(contender.train_epoch(data.train.x, data.train.y, args.batch_size)
+    x = np.asarray(data.train.x)        # the frameworks take float32 arrays, not Images
+    seconds = sum(contender.train_epoch(x, data.train.y, args.batch_size)
                   for _ in range(args.epochs))
     return {"parameters": contender.num_params(), "seconds": seconds, "val_accuracy": None}
 

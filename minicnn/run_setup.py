@@ -136,10 +136,14 @@ def check_memory(args, model):
     from .data import VALIDATION_SIZE, info
     from .nn import memory
     kept = info(args.dataset).test_images + VALIDATION_SIZE + training_images(args)
+    data_bytes = kept * int(np.prod(info(args.dataset).shape))     # uint8 pixels (Images)
+    if args.crop or args.augment:       # and float32 crops of the splits not augmented
+        cropped = kept - (training_images(args) if args.augment else 0)
+        data_bytes += 4 * cropped * int(np.prod(model.input_shape))
     parts = memory.training_estimate(
         model.layers, model.input_shape, args.batch_size, model.threads,
         optimizer_slots={"sgd": 0, "momentum": 1, "adam": 2}[args.optimizer],
-        data_bytes=kept * int(np.prod(model.input_shape)) * 4, shards=model.shards)
+        data_bytes=data_bytes, shards=model.shards)
     memory.check(sum(parts.values()), f"training this model (batch {args.batch_size}, "
                                       f"{model.threads} thread{'s' if model.threads > 1 else ''})")
 

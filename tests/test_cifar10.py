@@ -56,7 +56,7 @@ def test_full_size_files_give_the_published_splits_decoded_channels_first(tmp_pa
     for split in data:
         assert split.x.dtype == np.float32 and split.x.shape[1:] == (3, 32, 32)
         assert split.y.dtype == np.int64
-        assert 0 <= split.x.min() and split.x.max() <= 1
+        assert 0 <= np.min(split.x) and np.max(split.x) <= 1
     images = np.concatenate([p[0] for p in parts[:5]])
     labels = np.concatenate([p[1] for p in parts[:5]])
     np.testing.assert_array_equal(data.train.y, labels[:45_000])

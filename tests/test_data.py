@@ -18,7 +18,7 @@ from conftest import (REAL_ROOT, Response, assert_one_line_error, call_main, fak
 from minicnn.data import (FILES, NAMES, DataError, IdxError, data_root, dataset_dir,
                           encode_idx, ensure_files, load_dataset, parse_idx, read_idx,
                           read_verified)
-from minicnn.data import files, mnist
+from minicnn.data import Dataset, Images, Split, files, mnist
 
 
 # -- IDX files ---------------------------------------------------------------------------
@@ -198,6 +198,68 @@ def test_load_dataset_splits_and_scales(tmp_path, compress, monkeypatch):
     limited = load_dataset("mnist", tmp_path, download=False, validation_size=5, train_limit=4)
     assert [len(s.y) for s in limited] == [4, 5, 7]
     np.testing.assert_array_equal(limited.val.y, d.val.y)
+    # the splits keep the files' uint8 pixels, not float32 copies of them
+    assert all(isinstance(s.x, Images) and s.x.pixels.dtype == np.uint8 for s in d)
+
+
+# -- Images: uint8 pixels read as float32 --------------------------------------------------
+def old_float_copy(pixels):
+    """What the loaders kept before Images: a float32 copy divided by 255 in place."""
+    x = pixels.astype(np.float32)
+    x /= 255.0
+    return x
+
+
+def test_every_read_of_images_is_the_float_copy_bit_for_bit():
+    pixels = np.random.default_rng(3).integers(0, 256, (9, 2, 5, 7), dtype=np.uint8)
+    pixels[0, 0, 0, :3] = (0, 1, 255)
+    images, expected = Images(pixels), old_float_copy(pixels)
+    assert images.shape == (9, 2, 5, 7) and images.ndim == 4 and len(images) == 9
+    assert images.dtype == np.float32
+    reads = {"slice": (images[2:7], expected[2:7]),
+             "fancy": (images[[8, 0, 8]], expected[[8, 0, 8]]),
+             "tuple": (images[:, 1, 1:4, ::2], expected[:, 1, 1:4, ::2]),
+             "one pixel": (images[4, 1, 2, 3], expected[4, 1, 2, 3]),
+             "asarray": (np.asarray(images), expected),
+             "asarray float64": (np.asarray(images, dtype=np.float64),
+                                 expected.astype(np.float64))}
+    for name, (got, want) in reads.items():
+        assert got.dtype == want.dtype, name
+        np.testing.assert_array_equal(got, want, err_msg=name, strict=True)
+    out = np.full((3, 2, 5, 7), np.nan, np.float32)
+    assert images.gather(np.array([5, 1, 5]), out) is out
+    np.testing.assert_array_equal(out, expected[[5, 1, 5]], strict=True)
+    assert images[0, 0, 0, 2] == 1.0 and images[0, 0, 0, 0] == 0.0
+
+
+def test_rows_share_the_pixels_and_other_dtypes_are_refused():
+    pixels = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(6, 1, 2, 2)
+    part = Images(pixels).rows(2, 5)
+    assert isinstance(part, Images) and len(part) == 3 and np.shares_memory(part.pixels, pixels)
+    np.testing.assert_array_equal(np.asarray(part), old_float_copy(pixels[2:5]), strict=True)
+    with pytest.raises(TypeError, match="expected uint8 pixels, got float32"):
+        Images(pixels.astype(np.float32))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_training_on_images_gives_the_bits_of_training_on_their_float_copy(threads):
+    """fit() gathers and converts each batch from the pixels: the same weights, loss and
+    accuracy as from the float32 copy, on one thread and two."""
+    import minicnn
+    from minicnn.nn.fit import fit
+    rng = np.random.default_rng(4)
+    pixels = rng.integers(0, 256, (70, 1, 8, 8), dtype=np.uint8)
+    labels = rng.integers(0, 10, 70)
+    results = []
+    for x in (Images(pixels), old_float_copy(pixels)):
+        split = Split(x, labels)
+        model = minicnn.Sequential([minicnn.Conv2D(3, 3, padding="same"), minicnn.ReLU(),
+                                    minicnn.MaxPool2D(2), minicnn.Flatten(), minicnn.Dense(10)],
+                                   (1, 8, 8), backend="numba", threads=threads)
+        history = fit(model, minicnn.SGD(0.1), Dataset(split, split, split), 2, 16)
+        results.append((model.flat_params.copy(), [tuple(h)[1:5] for h in history]))
+    np.testing.assert_array_equal(results[0][0], results[1][0], strict=True)
+    assert results[0][1] == results[1][1]
 
 
 @pytest.mark.parametrize("which,content,expected", [
@@ -259,7 +321,7 @@ def test_real_mnist_splits_and_label_counts():
                                             5851, 5949]
     assert float(np.concatenate([d.train.x, d.val.x]).mean()) * 255 == pytest.approx(33.318,
                                                                                        abs=1e-3)
-    assert d.train.y[0] == 5 and 0.0 <= d.train.x.min() and d.train.x.max() <= 1.0
+    assert d.train.y[0] == 5 and 0.0 <= np.min(d.train.x) and np.max(d.train.x) <= 1.0
 
 
 # -- verification and its stamps ---------------------------------------------------------------

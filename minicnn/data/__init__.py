@@ -2,17 +2,19 @@
 verification and splits; crops and the CIFAR-10 tutorial's augmentation in augment.py.
 
 ``load_dataset(name)`` gives a ``Dataset`` of three ``Split``s: training,
-validation (the last 5,000 images of the training file) and test, as
-float32 images (N, C, H, W) in [0, 1] and int64 labels.  ``info(name)`` gives
+validation (the last 5,000 images of the training file) and test: images (N, C, H,
+W) in [0, 1], kept as their uint8 pixels and read as float32 (``Images``, images.py),
+and int64 labels.  ``info(name)`` gives
 a dataset's shape and sizes without reading it.
 """
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from . import cifar10, mnist
 from .files import DataError, data_root, dataset_dir, read_verified
 from .idx import IdxError, encode_idx, parse_idx, read_idx
+from .images import Images, rows
 from .mnist import FILES
 
 VALIDATION_SIZE = 5000
@@ -47,7 +49,8 @@ NAMES = tuple(INFO)
 
 
 class Split(NamedTuple):
-    x: np.ndarray       # float32 (N, C, H, W) in [0, 1]
+    x: Any              # (N, C, H, W) in [0, 1]: Images (uint8, read as float32; the loaders'),
+                        # or a float32 array
     y: np.ndarray       # int64 (N,)
 
 
@@ -82,9 +85,10 @@ def load_dataset(name="mnist", data_dir=None, download=True, progress=True,
     x, y, x_test, y_test = _MODULES[name].load(name, data_dir, download, progress)
     cut = len(x) - validation_size
     keep = min(cut, train_limit) if train_limit else cut
-    return Dataset(Split(x[:keep], y[:keep]), Split(x[cut:], y[cut:]), Split(x_test, y_test))
+    return Dataset(Split(rows(x, 0, keep), y[:keep]), Split(rows(x, cut, len(x)), y[cut:]),
+                   Split(x_test, y_test))
 
 
 __all__ = ["FILES", "NAMES", "INFO", "VALIDATION_SIZE", "DataError", "Dataset", "DatasetInfo",
-           "Split", "data_root", "dataset_dir", "ensure_files", "info", "load_dataset",
+           "Images", "Split", "data_root", "dataset_dir", "ensure_files", "info", "load_dataset",
            "read_verified", "IdxError", "encode_idx", "parse_idx", "read_idx", "mnist", "cifar10"]

@@ -32,6 +32,7 @@ import numpy as np
 
 from ..results.files import atomic_open
 from .files import DataError, dataset_dir, download as fetch, read_verified, sha256
+from .images import Images
 
 ARCHIVE = "cifar-10-binary.tar.gz"
 ARCHIVE_SHA256 = "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"
@@ -147,6 +148,6 @@ def load_uint8(name="cifar10", data_dir=None, download=True, progress=True):
 
 
 def load(name="cifar10", data_dir=None, download=True, progress=True):
-    """As load_uint8, the images as float32 in [0, 1]."""
+    """As load_uint8, the images as Images: read as float32 in [0, 1]."""
     x, y, x_test, y_test = load_uint8(name, data_dir, download, progress)
-    return x.astype(np.float32) / 255, y, x_test.astype(np.float32) / 255, y_test
+    return Images(x), y, Images(x_test), y_test

@@ -10,6 +10,7 @@ import numpy as np
 
 from .files import DataError, dataset_dir, fetch_missing, find, read_verified
 from .idx import IdxError, parse_idx
+from .images import Images
 
 FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
          "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
@@ -69,7 +70,7 @@ def _known(path):
 
 
 def _pair(name, images_path, labels_path):
-    """float32 images (N, 1, 28, 28) in [0, 1] and int64 labels (N,) in [0, 10)."""
+    """Images (N, 1, 28, 28), read as float32 in [0, 1], and int64 labels (N,) in [0, 10)."""
     sums = DATASETS[name].sha256
     try:
         images = parse_idx(read_verified(images_path, sums.get(_known(images_path))),
@@ -89,9 +90,7 @@ def _pair(name, images_path, labels_path):
         raise DataError(f"{labels_path}: label {int(labels.max())} is not a class of {name} "
                         f"(0-{CLASSES - 1}); the file is corrupt, delete it so it is "
                         "downloaded again, or replace it with the original")
-    x = images.astype(np.float32)[:, None]
-    x /= 255.0            # in place: one float32 copy of the images, not two
-    return x, labels.astype(np.int64)
+    return Images(images[:, None]), labels.astype(np.int64)
 
 
 def load(name="mnist", data_dir=None, download=True, progress=True):

@@ -15,6 +15,7 @@ from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
+from ..data.images import Images
 from ..ops.workspace import Workspace
 from ..parallel.shards import part_of
 
@@ -63,15 +64,24 @@ class DivergenceCheck:
 
 
 def _gathered(model, x, y, batch_size, order):
-    """make(step) -> this process's part of batch ``step`` of x[order], y[order] (backend
-    arrays), gathered into buffers reused from step to step."""
+    """make(step) -> this process's part of batch ``step`` of x[order], y[order] (x a backend
+    array, or Images on the host: each batch converted to float32 as it is gathered), into
+    buffers reused from step to step."""
     xp, ws = model.backend.xp, Workspace(model.backend.xp)
+    pixels = isinstance(x, Images)
+    host_order, host_ws = (model.backend.to_numpy(order), Workspace(np)) if pixels else (None, None)
 
     def make(step):
         batch = order[step * batch_size:(step + 1) * batch_size]
         a, b = part_of(len(batch), model.comm)
         idx = batch[a:b]
-        xb = xp.take(x, idx, axis=0, out=ws.empty("x", (len(idx),) + x.shape[1:], x.dtype))
+        shape = (len(idx),) + x.shape[1:]
+        if pixels:
+            host_idx = host_order[step * batch_size:(step + 1) * batch_size][a:b]
+            xb = model.backend.asarray(x.gather(host_idx, host_ws.empty("x", shape, x.dtype)),
+                                       dtype=model.dtype)
+        else:
+            xb = xp.take(x, idx, axis=0, out=ws.empty("x", shape, x.dtype))
         return xb, xp.take(y, idx, out=ws.empty("y", (len(idx),), y.dtype))
     return make
 
@@ -107,9 +117,9 @@ def _prepared(model, augment, y, batch_size, order, epoch):
 
 def train_epoch(model, optimizer, x, y, batch_size, order, on_batch=None, epoch=1,
                 check=None, schedule=None, ema=None, augment=None, on_step=None):
-    """One pass over the samples x[order], y[order] (backend arrays) in batches of
-    ``batch_size`` (the last may be short): a training step each.  Returns (mean loss,
-    accuracy) over the epoch.  Over several processes (model.comm) every process draws the
+    """One pass over the samples x[order], y[order] (backend arrays; x may be Images, on the
+    host) in batches of ``batch_size`` (the last may be short): a training step each.
+    Returns (mean loss, accuracy) over the epoch.  Over several processes (model.comm) every process draws the
     same order and trains its part of each batch.  ``check(loss, epoch, step)`` may stop a
     diverging run (default: only a non-finite loss).  ``schedule(step)`` sets the learning
     rate of each step; ``ema`` (a WeightAverage) is updated after it.  ``augment(indices,
@@ -167,7 +177,8 @@ def fit(model, optimizer, data, epochs, batch_size, seed=0,
     if len(data.train.y) == 0:
         raise ValueError("fit: the training split is empty; give at least one training sample")
     backend = model.backend
-    x_all = None if augment else backend.asarray(data.train.x, dtype=model.dtype)
+    x_all = None if augment else data.train.x if isinstance(data.train.x, Images) else \
+        backend.asarray(data.train.x, dtype=model.dtype)
     y_all = backend.asarray(data.train.y)
     rng = np.random.default_rng(seed)
     check = DivergenceCheck()

@@ -1,16 +1,15 @@
 """Sequential model: layers run as a plan of steps, forward and then backward in reverse.
 
-Public arrays are NCHW; inside, images are (C, N, H, W) (``ops/layout.py``),
-converted once on the way in and once at the flatten.  Every parameter lives
-in one flat buffer (``flat_params``) and every gradient in another
-(``flat_grads``), so an optimizer update is one call; ``layer.params`` and
-``layer.grads`` are views into them (nn/buffers.py), and ``layer.state`` (batch
-norm's running statistics) views into ``flat_state``.  With ``threads=k`` a
-training step cuts its batch into ``shards`` parts (default: one per thread),
-each with its own gradient buffer; each of the k threads has its own plan
-(``ShardPlan``) and takes the next shard as it comes free (parallel/shards.py),
-and the shards' gradients are summed in shard order before the one update, so
-the numbers depend on the shard count, never on which thread ran what.
+Public arrays are NCHW (or ``Images``, converted a batch at a time); inside, images are (C, N,
+H, W) (``ops/layout.py``), converted on the way in and at the flatten.  Every parameter lives in
+one flat buffer (``flat_params``) and every gradient in another (``flat_grads``), so an
+optimizer update is one call; ``layer.params`` and ``layer.grads`` are views into them
+(nn/buffers.py), and ``layer.state`` (batch norm's running statistics) views into
+``flat_state``.  With ``threads=k`` a training step cuts its batch into ``shards`` parts
+(default: one per thread), each with its own gradient buffer; each of the k threads has its own
+plan (``ShardPlan``) and takes the next shard as it comes free (parallel/shards.py), and the
+shards' gradients are summed in shard order before the one update, so the numbers depend on the
+shard count, never on which thread ran what.
 
 Training and inference: ``train_step`` trains (dropout drops, batch norm uses
 and updates the batch's statistics); ``forward``, ``evaluate`` and ``predict``
@@ -22,6 +21,7 @@ import numpy as np
 
 from .. import ops
 from ..backend import get_backend
+from ..data.images import Images
 from ..ops.workspace import Workspace
 from ..parallel.shards import (ShardSums, SingleProcess, ThreadShards, part_of, shard_bounds,
                                shard_count, sum_gradients)
@@ -215,7 +215,7 @@ class Sequential:
 
     def _batches(self, x, batch_size):
         """(start, backend batch) over host or backend inputs."""
-        if not isinstance(x, self.backend.xp.ndarray):
+        if not isinstance(x, (self.backend.xp.ndarray, Images)):    # Images: batch by batch
             x = np.asarray(x)
         if tuple(x.shape[1:]) != self.input_shape:
             raise ValueError(f"Sequential: expected inputs of shape (N, "
