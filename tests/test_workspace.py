@@ -132,3 +132,85 @@ def test_a_name_keeps_the_buffers_of_its_last_two_shapes():
     assert ws.empty("x", (50, 4), np.float32) is c
     assert ws.empty("x", (12, 4), np.float32) is not b
     assert ws.empty("x", (13, 4), np.float64).dtype == np.float64
+
+
+# -- a plan's buffers on huge pages ----------------------------------------------------------
+from minicnn.ops import workspace as workspace_module  # noqa: E402
+
+
+def _address_range(a):
+    return a.ctypes.data, a.ctypes.data + a.nbytes
+
+
+def test_a_plans_large_buffers_are_aligned_disjoint_and_cut_from_2mib_chunks():
+    ws = Workspace(np, huge_pages=True)
+    assert ws.huge_pages and ws.part("conv").huge_pages
+    shapes = [(300, 70), (17, 1024), (3, 5, 4099), (64, 1024), (5000, 111)]
+    bufs = [ws.empty(f"b{i}", s, np.float32) for i, s in enumerate(shapes)]
+    small = ws.empty("small", (100, 100), np.float32)        # 40 KB: NumPy's allocator
+    assert small.flags.owndata and all(not b.flags.owndata for b in bufs)
+    for i, b in enumerate(bufs):
+        assert b.shape == shapes[i] and b.flags.writeable and b.ctypes.data % 64 == 0
+        b[...] = i
+    for i, b in enumerate(bufs):
+        assert (b == i).all()                    # no buffer overlaps another
+    ranges = sorted(_address_range(b) for b in bufs)
+    assert all(end <= start for (_, end), (start, _) in zip(ranges, ranges[1:]))
+    chunk = workspace_module._huge_chunk(3 << 20)
+    assert chunk.ctypes.data % workspace_module.HUGE_PAGE == 0 and chunk.size == 4 << 20
+
+
+def test_only_a_names_first_two_shapes_come_from_the_pages():
+    """A name that keeps changing shape gets NumPy buffers after its first two, so it cannot
+    grow the chunks."""
+    ws = Workspace(np, huge_pages=True)
+    first = [ws.empty("x", (n, 4096), np.float32) for n in (13, 12)]
+    later = [ws.empty("x", (n, 4096), np.float32) for n in (50, 13, 51)]
+    assert not any(b.flags.owndata for b in first) and all(b.flags.owndata for b in later)
+    assert not Workspace(np).huge_pages
+
+
+def test_a_warm_plan_workspace_takes_nothing_from_the_pages():
+    """tracemalloc does not see mmap'd chunks: the pool's own counters must stay put."""
+    call, ws = op_cases(np.float32)["conv_relu_pool"], Workspace(np, huge_pages=True)
+    call(ws)
+    pool = workspace_module._POOL
+    before = (id(pool._chunk), pool._used)
+    call(ws)
+    assert (id(pool._chunk), pool._used) == before
+
+
+def test_two_threads_cutting_buffers_at_once_get_disjoint_ones():
+    import threading
+    got = [[], []]
+
+    def cut(k):
+        ws = Workspace(np, huge_pages=True)
+        got[k] = [ws.empty(f"b{i}", (97 + i, 1024), np.float32) for i in range(40)]
+    threads = [threading.Thread(target=cut, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ranges = sorted(_address_range(b) for b in got[0] + got[1])
+    assert len(ranges) == 80
+    assert all(end <= start for (_, end), (start, _) in zip(ranges, ranges[1:]))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_huge_page_buffers_train_to_the_same_bits(monkeypatch, threads):
+    """The buffers' addresses and alignment change nothing a kernel computes."""
+    import minicnn
+    rng = np.random.default_rng(5)
+    x = rng.random((40, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, 40)
+    params = []
+    for pool in (workspace_module._POOL, None):
+        monkeypatch.setattr(workspace_module, "_POOL", pool)
+        model = minicnn.lab_model(8, backend="numba", threads=threads)
+        assert model._plans[0].steps[1].ws.huge_pages == (pool is not None)
+        opt = minicnn.SGD(0.1)
+        for _ in range(3):
+            model.train_step(x, y, opt)
+        params.append(model.flat_params.copy())
+    np.testing.assert_array_equal(params[0], params[1], strict=True)

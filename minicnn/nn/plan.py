@@ -69,7 +69,7 @@ class Step:
         self._forward, self._backward = pair.forward, pair.backward
         self._params = [p for layer in self.layers for p in layer.params.values()]
         self._args = (*self._params, *static, backend)
-        self.ws = Workspace(backend.xp)
+        self.ws = Workspace(backend.xp, huge_pages=True)
         self._cache = None
 
     def forward(self, x, ctx=INFERENCE):
@@ -225,7 +225,7 @@ class ShardPlan:
     def __init__(self, layers, backend, fuse=True, seed=0, keeps_state=True):
         self.backend = backend
         self.steps = build_plan(layers, backend, fuse, seed, keeps_state)
-        self.ws = Workspace(backend.xp)
+        self.ws = Workspace(backend.xp, huge_pages=True)
         self.loss_fn = ops.resolve("softmax_cross_entropy", backend)
 
     def forward(self, x, ctx=INFERENCE, capture=None):
