@@ -227,9 +227,21 @@ def test_every_read_of_images_is_the_float_copy_bit_for_bit():
         assert got.dtype == want.dtype, name
         np.testing.assert_array_equal(got, want, err_msg=name, strict=True)
     out = np.full((3, 2, 5, 7), np.nan, np.float32)
-    assert images.gather(np.array([5, 1, 5]), out) is out
+    assert images.gather(np.array([5, 1, 5]), out, np.empty(out.shape, np.uint8)) is out
     np.testing.assert_array_equal(out, expected[[5, 1, 5]], strict=True)
+    with pytest.raises(ValueError, match="makes a copy"):
+        np.asarray(images, copy=False)
     assert images[0, 0, 0, 2] == 1.0 and images[0, 0, 0, 0] == 0.0
+
+
+def test_gathering_a_batch_allocates_nothing():
+    from conftest import NO_ALLOCATION, traced_peak
+    pixels = np.random.default_rng(6).integers(0, 256, (500, 3, 32, 32), dtype=np.uint8)
+    out, scratch = np.empty((128, 3, 32, 32), np.float32), np.empty((128, 3, 32, 32), np.uint8)
+    indices = np.random.default_rng(7).permutation(500)[:128]
+    Images(pixels).gather(indices, out, scratch)
+    peak, _ = traced_peak(lambda: Images(pixels).gather(indices, out, scratch))
+    assert peak < NO_ALLOCATION
 
 
 def test_rows_share_the_pixels_and_other_dtypes_are_refused():

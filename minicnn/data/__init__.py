@@ -49,8 +49,8 @@ NAMES = tuple(INFO)
 
 
 class Split(NamedTuple):
-    x: Any              # (N, C, H, W) in [0, 1]: Images (uint8, read as float32; the loaders'),
-                        # or a float32 array
+    x: Any              # (N, C, H, W) in [0, 1]: Images (the loaders': uint8 pixels read
+                        # as float32) or a float32 array
     y: np.ndarray       # int64 (N,)
 
 

@@ -35,13 +35,19 @@ class Images:
         return _scaled(self.pixels[key])
 
     def __array__(self, dtype=None, copy=None):
+        if copy is False:
+            raise ValueError("Images: reading uint8 pixels as float32 makes a copy; "
+                             "call np.asarray(images) without copy=False")
         whole = _scaled(self.pixels)
         return whole if dtype is None else whole.astype(dtype, copy=False)
 
-    def gather(self, indices, out):
+    def gather(self, indices, out, scratch):
         """out[i] = images[indices[i]]: the float32 batch written into ``out`` (len(indices),
-        C, H, W), so that a training step allocates nothing."""
-        out[...] = self.pixels[indices]
+        C, H, W) through ``scratch``, a uint8 array of its shape, so that a training step
+        allocates nothing."""
+        # mode="clip": "raise" buffers the whole batch first; the indices are the run's own
+        np.take(self.pixels, indices, axis=0, out=scratch, mode="clip")
+        out[...] = scratch
         out /= np.float32(255)
         return out
 

@@ -78,8 +78,9 @@ def _gathered(model, x, y, batch_size, order):
         shape = (len(idx),) + x.shape[1:]
         if pixels:
             host_idx = host_order[step * batch_size:(step + 1) * batch_size][a:b]
-            xb = model.backend.asarray(x.gather(host_idx, host_ws.empty("x", shape, x.dtype)),
-                                       dtype=model.dtype)
+            xb = x.gather(host_idx, host_ws.empty("x", shape, x.dtype),
+                          host_ws.empty("pixels", shape, np.uint8))
+            xb = model.backend.asarray(xb, dtype=model.dtype)
         else:
             xb = xp.take(x, idx, axis=0, out=ws.empty("x", shape, x.dtype))
         return xb, xp.take(y, idx, out=ws.empty("y", (len(idx),), y.dtype))
