@@ -253,6 +253,36 @@ def test_rows_share_the_pixels_and_other_dtypes_are_refused():
         Images(pixels.astype(np.float32))
 
 
+class BatchesOnly(Images):
+    """Images that refuse to be read whole or in parts larger than a prediction batch."""
+
+    def __getitem__(self, key):
+        out = super().__getitem__(key)
+        assert out.ndim < 4 or len(out) <= 500, f"read {len(out)} images at once"
+        return out
+
+    def __array__(self, dtype=None, copy=None):
+        raise AssertionError("converted the whole split")
+
+    def rows(self, start, stop):
+        return BatchesOnly(self.pixels[start:stop])
+
+
+def test_fit_evaluate_and_predict_read_images_a_batch_at_a_time():
+    """No float32 copy of a whole split: training gathers batches, evaluation and prediction
+    convert one batch at a time."""
+    import minicnn
+    from minicnn.nn.fit import fit
+    rng = np.random.default_rng(9)
+    images = BatchesOnly(rng.integers(0, 256, (1200, 1, 8, 8), dtype=np.uint8))
+    split = Split(images, rng.integers(0, 10, 1200))
+    model = minicnn.Sequential([minicnn.Flatten(), minicnn.Dense(10)], (1, 8, 8),
+                               backend="numba", threads=2)
+    fit(model, minicnn.SGD(0.1), Dataset(split, split, split), 1, 50)
+    model.evaluate(images, split.y)
+    assert model.predict(images).shape == (1200,)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_training_on_images_gives_the_bits_of_training_on_their_float_copy(threads):
     """fit() gathers and converts each batch from the pixels: the same weights, loss and

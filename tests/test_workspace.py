@@ -160,40 +160,73 @@ def test_a_plans_large_buffers_are_aligned_disjoint_and_cut_from_2mib_chunks():
     assert chunk.ctypes.data % workspace_module.HUGE_PAGE == 0 and chunk.size == 4 << 20
 
 
-def test_only_a_names_first_two_shapes_come_from_the_pages():
-    """A name that keeps changing shape gets NumPy buffers after its first two, so it cannot
-    grow the chunks."""
-    ws = Workspace(np, huge_pages=True)
-    first = [ws.empty("x", (n, 4096), np.float32) for n in (13, 12)]
-    later = [ws.empty("x", (n, 4096), np.float32) for n in (50, 13, 51)]
+def test_a_names_first_shapes_stay_on_the_pages_and_later_ones_do_not():
+    """A name keeps the buffers of its first POOLED_SHAPES shapes for good, found again after
+    other shapes; further shapes come from NumPy, so that the chunks cannot grow."""
+    ws, pool = Workspace(np, huge_pages=True), workspace_module._POOL
+    limit = workspace_module.POOLED_SHAPES
+    first = [ws.empty("x", (n, 4096), np.float32) for n in range(13, 13 + limit)]
+    later = [ws.empty("x", (n, 4096), np.float32) for n in (50, 51)]
     assert not any(b.flags.owndata for b in first) and all(b.flags.owndata for b in later)
+    taken = pool.taken
+    again = [ws.empty("x", (n, 4096), np.float32) for n in range(13, 13 + limit)]
+    assert all(a is b for a, b in zip(first, again)) and pool.taken == taken
+    assert ws.empty("x", (50, 4096), np.float32) is not later[0]      # NumPy's: not kept
     assert not Workspace(np).huge_pages
 
 
-def test_a_warm_plan_workspace_takes_nothing_from_the_pages():
-    """tracemalloc does not see mmap'd chunks: the pool's own counters must stay put."""
-    call, ws = op_cases(np.float32)["conv_relu_pool"], Workspace(np, huge_pages=True)
+def test_a_plan_finds_its_training_buffers_on_the_pages_after_an_evaluation():
+    """Training shards of 50 and a short 23, an evaluation of 250, training again: every large
+    buffer of the training steps is still on the pages, and nothing more is cut."""
+    import minicnn
+    rng = np.random.default_rng(8)
+    x, y = rng.random((250, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 250)
+    model, opt, pool = minicnn.lab_model(8, backend="numba"), minicnn.SGD(0.1), \
+        workspace_module._POOL
+    for n in (50, 23, 50, 23):
+        model.train_step(x[:n], y[:n], opt)
+    model.evaluate(x, y)
+    taken = pool.taken
+    for n in (50, 23):
+        model.train_step(x[:n], y[:n], opt)
+    assert pool.taken == taken
+    large = [b for s in model._plans[0].steps for b in buffers(s.ws)
+             if b.nbytes >= workspace_module.POOLED_BYTES]
+    assert large and not any(b.flags.owndata for b in large)
+
+
+@pytest.mark.parametrize("name", sorted(op_cases(np.float32)))
+def test_a_warm_plan_workspace_takes_nothing_from_the_pages(name):
+    """tracemalloc does not see mmap'd chunks: the pool's own count must stay put."""
+    call, ws, pool = op_cases(np.float32)[name], Workspace(np, huge_pages=True), \
+        workspace_module._POOL
     call(ws)
-    pool = workspace_module._POOL
-    before = (id(pool._chunk), pool._used)
+    taken = pool.taken
     call(ws)
-    assert (id(pool._chunk), pool._used) == before
+    assert pool.taken == taken
 
 
 def test_two_threads_cutting_buffers_at_once_get_disjoint_ones():
+    """Two threads' plans cut their first buffers at once.  (Under the GIL a take without the
+    lock would rarely go wrong, so this checks the outcome, not the lock: that is there for
+    Python without a GIL.)"""
+    import sys
     import threading
-    got = [[], []]
+    got, interval = [[], []], sys.getswitchinterval()
 
-    def cut(k):
-        ws = Workspace(np, huge_pages=True)
-        got[k] = [ws.empty(f"b{i}", (97 + i, 1024), np.float32) for i in range(40)]
+    def cut(k):          # many small takes, never touched (the chunks stay virtual)
+        got[k] = [workspace_module._POOL.take(64 << 10) for _ in range(3000)]
     threads = [threading.Thread(target=cut, args=(k,)) for k in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    sys.setswitchinterval(1e-6)         # switch threads as often as possible
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
     ranges = sorted(_address_range(b) for b in got[0] + got[1])
-    assert len(ranges) == 80
+    assert len(ranges) == 6000
     assert all(end <= start for (_, end), (start, _) in zip(ranges, ranges[1:]))
 
 

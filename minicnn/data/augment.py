@@ -25,6 +25,7 @@ import math
 import numpy as np
 
 from . import Dataset, Split
+from .images import Images
 
 STREAM = 2**32 - 1      # the augmentation's Philox key word (dropout layers use their index)
 BRIGHTNESS = 63 / 255
@@ -51,7 +52,9 @@ def central_crop(x, crop):
 
 def evaluation_view(images, crop):
     """float32 standardised central crops (N, C, crop, crop) of images (N, C, H, W)."""
-    return standardize(np.array(central_crop(images, crop), dtype=np.float32))
+    cropped = central_crop(images, crop)        # of Images: a new float32 array already
+    return standardize(cropped if isinstance(images, Images) else
+                       np.array(cropped, dtype=np.float32))
 
 
 def check_crop(crop, shape):

@@ -11,8 +11,9 @@ import numpy as np
 
 class Images:
     """uint8 pixels (N, C, H, W) that read as float32 in [0, 1]: ``images[key]`` (any NumPy
-    index) and ``np.asarray(images)`` give float32 arrays; ``gather`` fills a batch buffer;
-    ``rows`` cuts a split without converting anything."""
+    index) and ``np.asarray(images)`` give float32 arrays (``np.asarray(images, dtype)``
+    converts those: ask for the pixels themselves as ``images.pixels``); ``gather`` fills a
+    batch buffer; ``rows`` cuts a split without converting anything."""
     dtype = np.dtype(np.float32)
 
     def __init__(self, pixels):
@@ -42,14 +43,19 @@ class Images:
         return whole if dtype is None else whole.astype(dtype, copy=False)
 
     def gather(self, indices, out, scratch):
-        """out[i] = images[indices[i]]: the float32 batch written into ``out`` (len(indices),
-        C, H, W) through ``scratch``, a uint8 array of its shape, so that a training step
-        allocates nothing."""
-        # mode="clip": "raise" buffers the whole batch first; the indices are the run's own
+        """out[i] = images[indices[i]]: the batch written into ``out`` (len(indices), C, H,
+        W; float32, or float64 holding the float32 values) through ``scratch``, a uint8
+        array of its shape, so that a training step allocates nothing.  The indices must be
+        in range (``check_indices``): they are not checked here."""
+        # mode="clip": "raise" buffers the whole batch first
         np.take(self.pixels, indices, axis=0, out=scratch, mode="clip")
-        out[...] = scratch
-        out /= np.float32(255)
-        return out
+        return np.divide(scratch, np.float32(255), out=out, dtype=np.float32)
+
+    def check_indices(self, indices):
+        """IndexError unless every index is a row of these images."""
+        if len(indices) and (int(indices.min()) < 0 or int(indices.max()) >= len(self)):
+            raise IndexError(f"Images: indices must be in [0, {len(self)}), got "
+                             f"{int(indices.min())}..{int(indices.max())}")
 
     def rows(self, start, stop):
         """Images of rows start..stop, sharing these pixels (how a split is cut)."""
@@ -60,10 +66,8 @@ class Images:
 
 
 def _scaled(pixels):
-    """pixels / 255 as float32; a 0-d result stays an array."""
-    x = np.asarray(pixels, dtype=np.float32)
-    x /= np.float32(255)
-    return x
+    """pixels / 255, divided in float32 (a scalar index gives a 0-d array)."""
+    return np.divide(pixels, np.float32(255), dtype=np.float32)
 
 
 def rows(x, start, stop):

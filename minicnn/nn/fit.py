@@ -70,6 +70,8 @@ def _gathered(model, x, y, batch_size, order):
     xp, ws = model.backend.xp, Workspace(model.backend.xp)
     pixels = isinstance(x, Images)
     host_order, host_ws = (model.backend.to_numpy(order), Workspace(np)) if pixels else (None, None)
+    if pixels:
+        x.check_indices(host_order)
 
     def make(step):
         batch = order[step * batch_size:(step + 1) * batch_size]
@@ -78,9 +80,9 @@ def _gathered(model, x, y, batch_size, order):
         shape = (len(idx),) + x.shape[1:]
         if pixels:
             host_idx = host_order[step * batch_size:(step + 1) * batch_size][a:b]
-            xb = x.gather(host_idx, host_ws.empty("x", shape, x.dtype),
+            xb = x.gather(host_idx, host_ws.empty("x", shape, model.dtype),
                           host_ws.empty("pixels", shape, np.uint8))
-            xb = model.backend.asarray(xb, dtype=model.dtype)
+            xb = model.backend.asarray(xb, dtype=model.dtype)      # on the host: itself
         else:
             xb = xp.take(x, idx, axis=0, out=ws.empty("x", shape, x.dtype))
         return xb, xp.take(y, idx, out=ws.empty("y", (len(idx),), y.dtype))
@@ -120,14 +122,14 @@ def train_epoch(model, optimizer, x, y, batch_size, order, on_batch=None, epoch=
                 check=None, schedule=None, ema=None, augment=None, on_step=None):
     """One pass over the samples x[order], y[order] (backend arrays; x may be Images, on the
     host) in batches of ``batch_size`` (the last may be short): a training step each.
-    Returns (mean loss, accuracy) over the epoch.  Over several processes (model.comm) every process draws the
-    same order and trains its part of each batch.  ``check(loss, epoch, step)`` may stop a
-    diverging run (default: only a non-finite loss).  ``schedule(step)`` sets the learning
-    rate of each step; ``ema`` (a WeightAverage) is updated after it.  ``augment(indices,
-    epoch)``: the batch's images made on the host from training-set indices instead of
-    taken from x (which may then be None).  ``on_step(step, loss, accuracy, lr, xb)`` is
-    called after each step (step: model.steps_taken, xb: its batch; TensorBoard logging).
-    The benchmarks time this same loop."""
+    Returns (mean loss, accuracy) over the epoch.  Over several processes (model.comm) every
+    process draws the same order and trains its part of each batch.  ``check(loss, epoch,
+    step)`` may stop a diverging run (default: only a non-finite loss).  ``schedule(step)``
+    sets the learning rate of each step; ``ema`` (a WeightAverage) is updated after it.
+    ``augment(indices, epoch)``: the batch's images made on the host from training-set
+    indices instead of taken from x (which may then be None).  ``on_step(step, loss,
+    accuracy, lr, xb)`` is called after each step (step: model.steps_taken, xb: its batch;
+    TensorBoard logging).  The benchmarks time this same loop."""
     check = check or DivergenceCheck(growth=math.inf)
     n = len(order)
     steps = math.ceil(n / batch_size)
@@ -165,21 +167,23 @@ def fit(model, optimizer, data, epochs, batch_size, seed=0,
     """Train ``model`` on ``data.train`` for ``epochs``; returns [EpochStats].
 
     Each epoch reshuffles with a generator seeded once by ``seed``, so a run is
-    reproducible.  The training split is moved to the backend once (with
+    reproducible.  The training split is moved to the backend once, or on a host backend
+    its ``Images`` stay as they are and each batch is converted as it is gathered (with
     ``augment``, only its labels: augment(indices, epoch) makes each batch's images
     from the host copy).  ``schedule(step)``: the learning rate of each step (default:
     the optimizer's own); ``ema``: a WeightAverage, which validation then uses.
     on_batch(epoch, done, total, running_loss), on_step (see train_epoch) and
-    on_epoch(EpochStats) are called as training goes.  Raises NonFiniteLoss as soon as the run diverges
-    (see DivergenceCheck); NumPy's overflow warnings on the way there are not
+    on_epoch(EpochStats) are called as training goes.  Raises NonFiniteLoss as soon as the
+    run diverges (see DivergenceCheck); NumPy's overflow warnings on the way there are not
     shown, the exception says what happened.  KeyboardInterrupt propagates with
     the finished epochs already reported through on_epoch.
     """
     if len(data.train.y) == 0:
         raise ValueError("fit: the training split is empty; give at least one training sample")
     backend = model.backend
-    x_all = None if augment else data.train.x if isinstance(data.train.x, Images) else \
-        backend.asarray(data.train.x, dtype=model.dtype)
+    host_images = isinstance(data.train.x, Images) and backend.xp is np    # batch by batch
+    x_all = None if augment else data.train.x if host_images else \
+        backend.asarray(np.asarray(data.train.x), dtype=model.dtype)
     y_all = backend.asarray(data.train.y)
     rng = np.random.default_rng(seed)
     check = DivergenceCheck()

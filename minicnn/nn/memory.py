@@ -11,7 +11,8 @@ estimate and what the machine has.  The estimate adds up what minicnn keeps:
     step buffers           per shard of the batch: every layer's output and its gradient,
                            and every convolution's columns (C*KH*KW x OH*OW per image) and
                            their gradient; the same again for evaluation batches of 250
-    data                   the training and test images' uint8 pixels (data/images.py)
+    data                   the training and test images' uint8 pixels (data/images.py),
+                           and float32 copies of the crops a run makes
     runtime                about 250 MiB for Python, NumPy, Numba and the compiled kernels
 
 It is an estimate (buffers are shared where shapes repeat, columns depend on the

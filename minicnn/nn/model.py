@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import ops
 from ..backend import get_backend
-from ..data.images import Images
+from ..data.images import Images, rows
 from ..ops.workspace import Workspace
 from ..parallel.shards import (ShardSums, SingleProcess, ThreadShards, part_of, shard_bounds,
                                shard_count, sum_gradients)
@@ -248,7 +248,7 @@ class Sequential:
         labels = self._check_labels(self.backend.asarray(labels), n)
         a, b = part_of(n, self.comm)
         total_loss, correct = 0.0, 0
-        for start, xb in self._batches(x[a:b], batch_size):
+        for start, xb in self._batches(rows(x, a, b), batch_size):
             for loss, hits in self._on_shards(lambda shard, xs, ys: shard.score(xs, ys), xb,
                                               labels[a + start:a + start + len(xb)]):
                 total_loss, correct = total_loss + loss, correct + hits

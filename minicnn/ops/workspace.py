@@ -12,11 +12,14 @@ allocation, as in NumPy.
 
 A plan's workspaces (``huge_pages=True``) take their large host buffers from 2 MiB pages
 (transparent huge pages, where Linux offers them): a training step walks through
-megabytes of buffers, and with 4 KiB pages the lab model's step missed the TLB often
-enough to cost 3-10% of its time (docs/results.md).  The buffers are packed one after
-another, 64-byte aligned, in 8 MiB chunks; a chunk is freed with the last buffer cut
-from it.  Only a name's first two shapes come from the pages, so a name that keeps
-changing shape cannot grow the chunks.
+megabytes of buffers, and the lab model's step at 16 filters ran 5-9% faster on them in
+alternated runs (docs/results.md; fewer TLB misses is the likely cause).  The buffers are
+cut one after another, 64-byte aligned, from 8 MiB chunks shared by every plan of the
+process; a chunk is unmapped with the last buffer cut from it, and its memory is never
+reused before that.  So a pooled buffer is never dropped: a name keeps each of its first
+``POOLED_SHAPES`` shapes' buffers for good (a step that returns to its training shape after
+an evaluation or a short last batch finds it again), and takes any further shape from
+NumPy, so that a name which keeps changing shape cannot grow the chunks.
 """
 import mmap
 import threading
@@ -25,6 +28,7 @@ import numpy as np
 
 HUGE_PAGE = 2 << 20
 POOLED_BYTES = 64 << 10     # smaller buffers stay with NumPy's allocator
+POOLED_SHAPES = 4           # per name: training shards of two sizes, evaluation, a short batch
 CHUNK_BYTES = 8 << 20
 
 
@@ -33,7 +37,8 @@ class Workspace:
         self.xp = xp
         self.huge_pages = huge_pages and xp is np and _POOL is not None
         self._buffers = {}          # name -> [buffer of the latest shape, of the one before]
-        self._pooled = {}           # name -> how many of its buffers came from the pages
+        self._pooled = {}           # (name, shape, dtype) -> its buffer on the pages, for good
+        self._pooled_names = {}     # name -> how many of its shapes are on the pages
         self._parts = {}
 
     def empty(self, name, shape, dtype):
@@ -45,16 +50,19 @@ class Workspace:
                 if i:
                     kept.reverse()
                 return buf
-        buf = self._new(name, shape, dtype)
+        buf = self._pooled.get((name, shape, np.dtype(dtype))) if self._pooled else None
+        if buf is None:
+            buf = self._new(name, shape, np.dtype(dtype))
         kept[:] = [buf] + kept[:1]
         return buf
 
     def _new(self, name, shape, dtype):
-        dtype = np.dtype(dtype)
         nbytes = int(np.prod(shape)) * dtype.itemsize
-        if self.huge_pages and nbytes >= POOLED_BYTES and self._pooled.get(name, 0) < 2:
-            self._pooled[name] = self._pooled.get(name, 0) + 1
-            return _POOL.take(nbytes).view(dtype).reshape(shape)
+        if self.huge_pages and nbytes >= POOLED_BYTES and \
+                self._pooled_names.get(name, 0) < POOLED_SHAPES:
+            self._pooled_names[name] = self._pooled_names.get(name, 0) + 1
+            buf = self._pooled[name, shape, dtype] = _POOL.take(nbytes).view(dtype).reshape(shape)
+            return buf
         return self.xp.empty(shape, dtype=dtype)
 
     def part(self, name):
@@ -72,11 +80,13 @@ class _HugePages:
     def __init__(self):
         self._lock = threading.Lock()       # two threads' plans allocate at once
         self._chunk, self._used = None, 0
+        self.taken = 0                      # buffers cut so far (tests: a warm step cuts none)
 
     def take(self, nbytes):
         """A uint8 array of nbytes, 64-byte aligned."""
         step = -(-nbytes // 64) * 64
         with self._lock:
+            self.taken += 1
             if self._chunk is None or self._used + step > self._chunk.size:
                 self._chunk, self._used = _huge_chunk(max(CHUNK_BYTES, step)), 0
             start = self._used
@@ -89,8 +99,10 @@ def _huge_chunk(size):
     for transparent huge pages (touched pages only are resident)."""
     size = -(-size // HUGE_PAGE) * HUGE_PAGE
     memory = mmap.mmap(-1, size + HUGE_PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    if hasattr(mmap, "MADV_HUGEPAGE"):
+    try:
         memory.madvise(mmap.MADV_HUGEPAGE)
+    except (AttributeError, OSError):    # no such advice here, or a kernel without THP
+        pass
     whole = np.frombuffer(memory, np.uint8)
     start = (-whole.ctypes.data) % HUGE_PAGE
     return whole[start:start + size]
