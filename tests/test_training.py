@@ -269,3 +269,24 @@ def test_the_default_divergence_rule_is_ten_times_the_first_loss_over_ten_batche
     boundary = DivergenceCheck()
     boundary(1.0, 1, 1)
     boundary(19.0, 1, 2)                     # the mean is exactly 10 times the start: no stop
+
+
+@pytest.mark.parametrize("kind", ["float32 array", "Images"])
+def test_gathering_a_batch_allocates_nothing_and_a_bad_order_is_refused(kind):
+    """A step's batch is gathered into reused buffers (np.take with mode "raise" would
+    buffer every batch): the order is checked once, for the whole epoch."""
+    from conftest import NO_ALLOCATION, traced_peak
+    from minicnn.data import Images
+    rng = np.random.default_rng(10)
+    pixels = rng.integers(0, 256, (400, 1, 28, 28), dtype=np.uint8)
+    x = Images(pixels) if kind == "Images" else pixels.astype(np.float32)
+    y, order = rng.integers(0, 10, 400), rng.permutation(400)
+    model = minicnn.lab_model(8, backend="numba")
+    make = fit_module._gathered(model, x, y, 100, order)
+    make(0)
+    peak, (xb, yb) = traced_peak(lambda: make(1))
+    assert peak < NO_ALLOCATION
+    np.testing.assert_array_equal(xb, np.asarray(x)[order[100:200]], strict=True)
+    np.testing.assert_array_equal(yb, y[order[100:200]])
+    with pytest.raises(IndexError, match=r"indices must be in \[0, 400\), got 0\.\.400"):
+        fit_module._gathered(model, x, y, 100, np.append(order, 400))

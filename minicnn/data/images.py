@@ -46,16 +46,10 @@ class Images:
         """out[i] = images[indices[i]]: the batch written into ``out`` (len(indices), C, H,
         W; float32, or float64 holding the float32 values) through ``scratch``, a uint8
         array of its shape, so that a training step allocates nothing.  The indices must be
-        in range (``check_indices``): they are not checked here."""
+        in range (``check_indices``, once for a whole epoch's order): not checked here."""
         # mode="clip": "raise" buffers the whole batch first
         np.take(self.pixels, indices, axis=0, out=scratch, mode="clip")
         return np.divide(scratch, np.float32(255), out=out, dtype=np.float32)
-
-    def check_indices(self, indices):
-        """IndexError unless every index is a row of these images."""
-        if len(indices) and (int(indices.min()) < 0 or int(indices.max()) >= len(self)):
-            raise IndexError(f"Images: indices must be in [0, {len(self)}), got "
-                             f"{int(indices.min())}..{int(indices.max())}")
 
     def rows(self, start, stop):
         """Images of rows start..stop, sharing these pixels (how a split is cut)."""
@@ -68,6 +62,13 @@ class Images:
 def _scaled(pixels):
     """pixels / 255, divided in float32 (a scalar index gives a 0-d array)."""
     return np.divide(pixels, np.float32(255), dtype=np.float32)
+
+
+def check_indices(indices, count):
+    """IndexError unless every index (a host array) is in [0, count)."""
+    if len(indices) and (int(indices.min()) < 0 or int(indices.max()) >= count):
+        raise IndexError(f"indices must be in [0, {count}), got "
+                         f"{int(indices.min())}..{int(indices.max())}")
 
 
 def rows(x, start, stop):

@@ -8,6 +8,7 @@ background thread while the current one trains.
 """
 import collections
 import contextlib
+import functools
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +16,7 @@ from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
-from ..data.images import Images
+from ..data.images import Images, check_indices
 from ..ops.workspace import Workspace
 from ..parallel.shards import part_of
 
@@ -70,8 +71,10 @@ def _gathered(model, x, y, batch_size, order):
     xp, ws = model.backend.xp, Workspace(model.backend.xp)
     pixels = isinstance(x, Images)
     host_order, host_ws = (model.backend.to_numpy(order), Workspace(np)) if pixels else (None, None)
-    if pixels:
-        x.check_indices(host_order)
+    take = xp.take
+    if pixels or xp is np:      # checked once here, so that no take buffers each batch
+        check_indices(host_order if pixels else order, len(y))
+        take = functools.partial(np.take, mode="clip") if xp is np else take
 
     def make(step):
         batch = order[step * batch_size:(step + 1) * batch_size]
@@ -84,8 +87,8 @@ def _gathered(model, x, y, batch_size, order):
                           host_ws.empty("pixels", shape, np.uint8))
             xb = model.backend.asarray(xb, dtype=model.dtype)      # on the host: itself
         else:
-            xb = xp.take(x, idx, axis=0, out=ws.empty("x", shape, x.dtype))
-        return xb, xp.take(y, idx, out=ws.empty("y", (len(idx),), y.dtype))
+            xb = take(x, idx, axis=0, out=ws.empty("x", shape, x.dtype))
+        return xb, take(y, idx, out=ws.empty("y", (len(idx),), y.dtype))
     return make
 
 
