@@ -71,10 +71,9 @@ def _gathered(model, x, y, batch_size, order):
     xp, ws = model.backend.xp, Workspace(model.backend.xp)
     pixels = isinstance(x, Images)
     host_order, host_ws = (model.backend.to_numpy(order), Workspace(np)) if pixels else (None, None)
-    take = xp.take
     if pixels or xp is np:      # checked once here, so that no take buffers each batch
         check_indices(host_order if pixels else order, len(y))
-        take = functools.partial(np.take, mode="clip") if xp is np else take
+    take = functools.partial(np.take, mode="clip") if xp is np else xp.take
 
     def make(step):
         batch = order[step * batch_size:(step + 1) * batch_size]

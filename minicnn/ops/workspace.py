@@ -38,7 +38,6 @@ class Workspace:
         self.huge_pages = huge_pages and xp is np and _POOL is not None
         self._buffers = {}          # name -> [buffer of the latest shape, of the one before]
         self._pooled = {}           # (name, shape, dtype) -> its buffer on the pages, for good
-        self._pooled_names = {}     # name -> how many of its shapes are on the pages
         self._parts = {}
 
     def empty(self, name, shape, dtype):
@@ -59,8 +58,7 @@ class Workspace:
     def _new(self, name, shape, dtype):
         nbytes = int(np.prod(shape)) * dtype.itemsize
         if self.huge_pages and nbytes >= POOLED_BYTES and \
-                self._pooled_names.get(name, 0) < POOLED_SHAPES:
-            self._pooled_names[name] = self._pooled_names.get(name, 0) + 1
+                sum(key[0] == name for key in self._pooled) < POOLED_SHAPES:
             buf = self._pooled[name, shape, dtype] = _POOL.take(nbytes).view(dtype).reshape(shape)
             return buf
         return self.xp.empty(shape, dtype=dtype)
