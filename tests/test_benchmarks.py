@@ -196,6 +196,35 @@ def test_epoch_benchmark_times_more_shards_beside_a_busy_neighbour(tmp_path):
     assert re.search(r"a busy process shares core \d+ during the timed epochs", result.stdout)
 
 
+def test_two_cores_benchmark_sets_the_model_beside_two_processes(tmp_path):
+    result = run("two_cores.py", "--steps", "3", "--repeats", "2", "--batch-size", "10",
+                 "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    data = json.loads((tmp_path / "two_cores.json").read_text())
+    (found,) = data["results"]
+    rows = found["rows"]
+    assert list(rows) == ["1 thread, batch B", "1 thread, batch B/2", "model, 2 threads",
+                          "2 models, 2 threads", "2 processes"]
+    for name, row in rows.items():
+        assert len(row["runs_ms"]) == 2 and row["min_ms"] <= row["median_ms"] <= row["max_ms"]
+        assert row["min_ms"] > 0
+        # the speed-ups are over one thread on the whole batch, for the two-core rows only
+        if name.startswith(("model", "2 ")):
+            assert row["speedup"] == pytest.approx(
+                rows["1 thread, batch B"]["median_ms"] / row["median_ms"])
+        else:
+            assert "speedup" not in row
+    timeline = found["timeline_ms"]
+    if timeline:        # empty only where one thread happened to take both shards every step
+        assert timeline["step"] >= timeline["a shard (caller's thread)"] > 0
+    assert "2 processes" in result.stdout and "BLAS core type" in result.stdout
+
+
+def test_two_cores_benchmark_wants_an_even_batch():
+    assert_one_line_error(run("two_cores.py", "--batch-size", "5", data=False),
+                          re.escape("--batch-size must be even (two halves), got 5"))
+
+
 def test_step_flops_count_the_lab_models_multiply_adds(monkeypatch):
     monkeypatch.syspath_prepend(str(BENCH))
     from minicnn_contender import step_flops
