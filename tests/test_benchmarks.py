@@ -215,9 +215,35 @@ def test_two_cores_benchmark_sets_the_model_beside_two_processes(tmp_path):
         else:
             assert "speedup" not in row
     timeline = found["timeline_ms"]
-    if timeline:        # empty only where one thread happened to take both shards every step
+    if timeline:        # empty where one thread took both shards in all but one step
         assert timeline["step"] >= timeline["a shard (caller's thread)"] > 0
     assert "2 processes" in result.stdout and "BLAS core type" in result.stdout
+    assert data["blas"]["blas"] == 1         # recorded as the trainers ran: one thread a call
+
+
+def test_two_cores_timeline_reads_the_steps_marks(monkeypatch):
+    """Made-up timestamps (ms) of three steps; in the second, one thread ran both shards: it
+    is left out, and so are the gaps beside it."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    from two_cores import step_timeline
+    caller, worker = 1, 2
+
+    def step(t0, both_on_caller=False):
+        second = caller if both_on_caller else worker
+        return [("step in", caller, t0), ("map in", caller, t0 + 1),
+                ("shard in", caller, t0 + 2), ("shard in", second, t0 + 3),
+                ("shard out", second, t0 + 9), ("shard out", caller, t0 + 10),
+                ("map out", caller, t0 + 12), ("step out", caller, t0 + 15)]
+    marks = [(name, thread, t / 1e3) for name, thread, t in
+             step(0) + step(20, both_on_caller=True) + step(40) + step(57)]
+    found = step_timeline(marks, caller)
+    assert found == pytest.approx({
+        "before the shards (checks, cutting, waking the worker)": 2,
+        "the worker's shard starts after the caller's": 1,
+        "a shard (caller's thread)": 8, "a shard (worker's thread)": 6,
+        "the later shard's end to the shards' results": 2, "gradient sum and update": 3,
+        "step": 15, "between steps (the next batch, the loss check)": 2})
+    assert step_timeline(marks[:16], caller) == {}    # one usable step: no medians
 
 
 def test_two_cores_benchmark_wants_an_even_batch():
