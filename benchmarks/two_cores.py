@@ -1,6 +1,7 @@
-"""What two cores give one model: the lab model's step on two threads, beside what the machine
-allows (the same two halves of the batch in two processes that share nothing) and two
-independent models on two threads of one process (the GIL, but no step to synchronise).
+"""What two cores give one model: the lab model's step on two threads, beside an estimate of
+what the machine allows (the same two halves of the batch in two processes that share
+nothing) and two independent models on two threads of one process (the GIL, but no step to
+synchronise).
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/two_cores.py --filters 16,64
 
@@ -16,8 +17,8 @@ Two of a kind are timed from their common start to the later one's end.  The tab
 medians and ranges in ms per step, and the speed-up of each two-core row over "1 thread,
 batch B": "2 processes" estimates the most two cores of this machine give this step (an
 estimate: the runs are noisy); the gap from there to "2 models" is the GIL's, and from
-there to "model" the step's synchronisation.  Last, a timeline of the
-model's two-thread step (medians, untimed run): where it runs Python and waits.
+there to "model" the step's synchronisation.  Last, a timeline of the model's two-thread
+step (medians, untimed run): where it runs Python and waits.
 """
 import multiprocessing
 import os
