@@ -32,9 +32,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import save_json  # noqa: E402
 from minicnn.cli import ArgumentParser, number_list, positive_float, positive_int  # noqa: E402
 from minicnn.nn.presets import PRESETS  # noqa: E402
-from minicnn.results.files import write_json  # noqa: E402
 from minicnn_contender import (MinicnnModel, breakdown, one_time_costs,  # noqa: E402
                                synthetic_data)
 
@@ -287,8 +287,7 @@ def main(argv=None):
                 "; ".join(f"{k} {v:.2f}" for k, v in costs.items()) if "error" not in costs
                 else f"failed: {costs['error']}"))
     if args.out:
-        write_json(Path(args.out) / "epoch.json", result)
-        print(f"\nwrote {Path(args.out) / 'epoch.json'}")
+        save_json(args.out, "epoch.json", result)
     return 0
 
 

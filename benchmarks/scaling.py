@@ -30,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common import save_json  # noqa: E402
 from minicnn.cli import ArgumentParser, number_list, positive_int  # noqa: E402
 
 PROG = "benchmarks/scaling.py"
@@ -220,9 +221,7 @@ def main(argv=None):
                        for p in MACHINES) +
               f"  {row['half_efficiency']:4d} {row['fastest']:4d}")
     if args.out:
-        from minicnn.results.files import write_json
-        write_json(Path(args.out) / "scaling.json", out)
-        print(f"\nwrote {Path(args.out) / 'scaling.json'}")
+        save_json(args.out, "scaling.json", out)
     return 0
 
 

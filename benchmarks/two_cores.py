@@ -29,7 +29,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common import save_json  # noqa: E402
 from minicnn.cli import ArgumentParser, number_list, positive_int  # noqa: E402
+from minicnn_contender import synthetic_data  # noqa: E402
 
 PROG = "benchmarks/two_cores.py"
 ROWS = ("1 thread, batch B", "1 thread, batch B/2", "model, 2 threads", "2 models, 2 threads",
@@ -64,13 +66,10 @@ class Trainer:
     def __init__(self, filters, batch, steps, threads=1):
         import numpy as np
         import minicnn
-        minicnn.configure_threads(2)        # BLAS one thread per call, two callers at most
         self.model = minicnn.lab_model(filters, backend="numba", threads=threads)
         self.opt = minicnn.SGD(0.01)
-        rng = np.random.default_rng(0)
         self.batch, self.steps = batch, steps
-        self.x = rng.random((batch * steps, 1, 28, 28), dtype=np.float32)
-        self.y = rng.integers(0, 10, batch * steps)
+        self.x, self.y = synthetic_data(batch * steps)
         self.order = np.arange(batch * steps)
         self.ms_per_step()                  # compiled, buffers made
 
@@ -87,6 +86,8 @@ def steps_per_timing(filters, steps):
 
 def process_worker(connection, filters, batch, steps):
     """The second of "2 processes": one pass over its batches per "go", then "done"."""
+    import minicnn
+    minicnn.configure_threads(2)            # as in main()
     trainer = Trainer(filters, batch, steps)
     connection.send("ready")
     while connection.recv() == "go":
@@ -234,7 +235,7 @@ def main(argv=None):
     args = parse_args(argv)
     import minicnn
     from minicnn.parallel.threads import current_threads
-    minicnn.configure_threads(2)            # as every trainer runs: BLAS one thread a call
+    minicnn.configure_threads(2)            # BLAS one thread a call: two callers, two cores
     blas = dict(current_threads(), OPENBLAS_CORETYPE=os.environ.get("OPENBLAS_CORETYPE"))
     print(f"two cores, lab model, batch {args.batch_size}, {args.repeats} repeats; BLAS core "
           f"type {blas['blas_core']} (OPENBLAS_CORETYPE={blas['OPENBLAS_CORETYPE'] or 'unset'}),"
@@ -256,9 +257,7 @@ def main(argv=None):
         for name, ms in result["timeline_ms"].items():
             print(f"    {name:56s} {ms:7.3f}")
     if args.out:
-        from minicnn.results.files import write_json
-        write_json(Path(args.out) / "two_cores.json", out)
-        print(f"\nwrote {Path(args.out) / 'two_cores.json'}")
+        save_json(args.out, "two_cores.json", out)
     return 0
 
 

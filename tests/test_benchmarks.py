@@ -222,7 +222,7 @@ def test_two_cores_benchmark_sets_the_model_beside_two_processes(tmp_path):
 
 
 def test_two_cores_timeline_reads_the_steps_marks(monkeypatch):
-    """Made-up timestamps (ms) of three steps; in the second, one thread ran both shards: it
+    """Made-up timestamps (ms) of four steps; in the second, one thread ran both shards: it
     is left out, and so are the gaps beside it."""
     monkeypatch.syspath_prepend(str(BENCH))
     from two_cores import step_timeline
